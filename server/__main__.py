@@ -1,0 +1,28 @@
+"""`ggserve`: parse flags, build the app, run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from engine import ConfigError
+
+from .app import create_app, load_config
+from .settings import parse_args
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(settings)
+    except ConfigError as exc:
+        sys.exit(f"ggserve: {exc}")
+    app = create_app(settings, config=config)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""create_app(): the FastAPI application, its lifespan and its routes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from engine import ModelsConfig, Registry, builtin_default, load_models, single_model
+
+from . import errors
+from .openai.routes import router as openai_router
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_config(settings: Settings) -> ModelsConfig:
+    """--model wins, then --models, then ./models.yaml, then the embedded default model."""
+    if settings.model:
+        return single_model(settings.model)
+    if settings.models:
+        return load_models(settings.models)
+    if Path("models.yaml").is_file():
+        return load_models("models.yaml")
+    return builtin_default()
+
+
+def create_app(settings: Settings | None = None, config: ModelsConfig | None = None,
+               registry: Registry | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reg = registry or Registry(config or load_config(settings))
+        app.state.registry = reg
+        app.state.started = int(time.time())
+        try:
+            await reg.get_default()  # /health is 200 only once a model can generate
+        except Exception:
+            log.exception("the default model %r failed to load", reg.config.default)
+        yield
+        reg.close()
+
+    app = FastAPI(title="ggserve", lifespan=lifespan)
+    errors.install(app)
+    app.include_router(openai_router)
+
+    @app.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        reg: Registry = request.app.state.registry
+        engine = reg.loaded(reg.spec(reg.config.default).id)
+        ok = engine is not None and engine.alive
+        return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+
+    @app.get("/stats")
+    async def stats(request: Request) -> dict:
+        """Engine counters per loaded model: for tests and operators."""
+        reg: Registry = request.app.state.registry
+        return {s.id: dataclasses.asdict(e.stats()) for s in reg.specs if (e := reg.loaded(s.id))}
+
+    return app

@@ -1,0 +1,1 @@
+"""OpenAI Chat Completions: request models, translation to the engine, and routes."""

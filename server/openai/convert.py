@@ -1,0 +1,132 @@
+"""OpenAI chat request -> engine GenerateRequest, and engine Deltas -> OpenAI responses."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+
+from engine import Delta, FinishReason, GenerateRequest, Message, SamplingParams, Usage
+
+from .. import sse
+from ..errors import ApiError
+from .protocol import ChatCompletionRequest, ChatMessage
+
+FINISH_REASONS = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length"}
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty",
+                   "repetition_penalty", "seed")
+MAX_STOP_STRINGS = 4
+
+
+def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> GenerateRequest:
+    refuse_unsupported(body)
+    given = {name: getattr(body, name) for name in SAMPLING_FIELDS if getattr(body, name) is not None}
+    return GenerateRequest(
+        messages=[to_message(i, m) for i, m in enumerate(body.messages)],
+        sampling=dataclasses.replace(defaults, **given),
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        stop=to_stop(body.stop),
+    )
+
+
+def refuse_unsupported(body: ChatCompletionRequest) -> None:
+    """Parameters that would change the answer but are not implemented yet: a 400 that names them,
+    never a silent ignore. A value that asks for nothing (n=1, logprobs=false...) is fine."""
+    inert = {
+        "n": body.n == 1,
+        "logprobs": not body.logprobs,
+        "top_logprobs": body.top_logprobs is None,
+        "logit_bias": not body.logit_bias,
+        "tools": not body.tools,
+        "tool_choice": body.tool_choice in (None, "none", "auto"),
+        "response_format": body.response_format in (None, {"type": "text"}),
+    }
+    for name, ok in inert.items():
+        if not ok:
+            raise ApiError(400, f"'{name}' is not supported by this server yet", param=name, code="unsupported_parameter")
+
+
+def to_message(index: int, msg: ChatMessage) -> Message:
+    if msg.role == "tool" or msg.tool_calls:
+        raise ApiError(400, "tool messages are not supported by this server yet", param=f"messages[{index}]",
+                       code="unsupported_parameter")
+    role = "system" if msg.role == "developer" else msg.role
+    if msg.content is None or isinstance(msg.content, str):
+        return Message(role=role, content=msg.content or "")
+    texts = []
+    for j, part in enumerate(msg.content):
+        if part.type != "text" or part.text is None:
+            raise ApiError(400, f"content part of type '{part.type}' is not supported by this text-only model",
+                           param=f"messages[{index}].content[{j}]")
+        texts.append(part.text)
+    return Message(role=role, content="\n".join(texts))
+
+
+def to_stop(stop: str | list[str] | None) -> list[str]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > MAX_STOP_STRINGS:
+        raise ApiError(400, f"'stop' takes at most {MAX_STOP_STRINGS} strings", param="stop")
+    return [s for s in stops if s]
+
+
+def new_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def usage_body(usage: Usage) -> dict:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def completion_body(model: str, text: str, final: Delta) -> dict:
+    return {
+        "id": new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": FINISH_REASONS[final.finish_reason],
+        }],
+        "usage": usage_body(final.usage or Usage()),
+        "system_fingerprint": None,
+    }
+
+
+class ChunkRenderer:
+    """Renders one generation as `chat.completion.chunk` SSE frames."""
+
+    def __init__(self, model: str, include_usage: bool):
+        self._base = {"id": new_id(), "object": "chat.completion.chunk", "created": int(time.time()),
+                      "model": model, "system_fingerprint": None}
+        self._include_usage = include_usage
+
+    def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
+        chunk = {**self._base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if self._include_usage:
+            chunk["usage"] = None
+        return sse.data(chunk)
+
+    def start(self) -> list[bytes]:
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def on_delta(self, delta: Delta) -> list[bytes]:
+        return [self._chunk({"content": delta.text})] if delta.text else []
+
+    def on_finish(self, delta: Delta) -> list[bytes]:
+        frames = self.on_delta(delta)
+        reason = FINISH_REASONS.get(delta.finish_reason)
+        if reason is None:  # the engine failed mid-stream: say so in the stream itself
+            frames.append(sse.data({"error": {"message": "generation failed", "type": "server_error",
+                                              "param": None, "code": None}}))
+            return frames
+        frames.append(self._chunk({}, reason))
+        if self._include_usage:
+            frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(delta.usage or Usage())}))
+        frames.append(sse.DONE)
+        return frames
+
+    def keepalive(self) -> bytes:
+        return b": keep-alive\n\n"

@@ -1,0 +1,91 @@
+"""Server-sent events: framing, keep-alive comments, and aborting the engine on disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import AsyncIterator, Protocol
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from engine import Delta, Generation
+
+KEEPALIVE_SECONDS = 10.0
+DONE = b"data: [DONE]\n\n"
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def data(obj: object) -> bytes:
+    return f"data: {dumps(obj)}\n\n".encode()
+
+
+def event(name: str, obj: object) -> bytes:
+    return f"event: {name}\ndata: {dumps(obj)}\n\n".encode()
+
+
+class StreamRenderer(Protocol):
+    """Turns engine Deltas into one protocol's SSE frames."""
+
+    def start(self) -> list[bytes]: ...
+    def on_delta(self, delta: Delta) -> list[bytes]: ...
+    def on_finish(self, delta: Delta) -> list[bytes]: ...
+    def keepalive(self) -> bytes: ...
+
+
+async def frames(gen: Generation, renderer: StreamRenderer) -> AsyncIterator[bytes]:
+    """The SSE body. Starlette cancels this generator when the client disconnects; the finally
+    clause then aborts the sequence so its KV cells are freed at the engine's next step."""
+    try:
+        yield b"".join(renderer.start())
+        while True:
+            deltas = await gen.next_batch(KEEPALIVE_SECONDS)
+            if deltas is None:
+                yield renderer.keepalive()
+                continue
+            out: list[bytes] = []
+            for delta in deltas:
+                out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
+            yield b"".join(out)
+            if deltas[-1].finish_reason:
+                return
+    finally:
+        gen.close()
+
+
+def response(gen: Generation, renderer: StreamRenderer) -> StreamingResponse:
+    return StreamingResponse(frames(gen, renderer), media_type="text/event-stream", headers=HEADERS)
+
+
+async def collect(gen: Generation, request: Request) -> tuple[str, Delta] | None:
+    """Run a non-streamed generation to its end: its text and final Delta. None when the client
+    disconnected first; the sequence is then aborted rather than left to run for nobody."""
+
+    async def run() -> tuple[str, Delta]:
+        parts: list[str] = []
+        async for delta in gen:
+            parts.append(delta.text)
+            if delta.finish_reason is not None:
+                return "".join(parts), delta
+        raise RuntimeError("generation ended without a finish")
+
+    task = asyncio.ensure_future(run())
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        return None
+    finally:
+        watcher.cancel()
+        gen.close()
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,64 @@
+"""A stand-in for engine.backend.Backend, for scheduler/engine unit tests only.
+
+Tokens are byte values; token 0 is end-of-generation. Each sequence's sampler replays a script
+chosen by its seed, so tests know exactly what each sequence generates."""
+
+from __future__ import annotations
+
+import threading
+
+from engine.types import SamplingParams
+
+EOG = 0
+
+
+class FakeSampler:
+    def __init__(self, script: bytes, gate: threading.Event | None):
+        self._tokens = list(script) + [EOG]
+        self._gate = gate
+        self.freed = False
+
+    def sample(self, index: int) -> int:
+        if self._gate is not None:
+            self._gate.wait(5)
+        return self._tokens.pop(0) if len(self._tokens) > 1 else self._tokens[0]
+
+    def free(self) -> None:
+        self.freed = True
+
+
+class FakeBackend:
+    def __init__(self, n_seq: int = 4, n_batch: int = 16, scripts: dict[int, bytes] | None = None, fail_decode: bool = False):
+        self.n_seq = n_seq
+        self.n_batch = n_batch
+        self.scripts = scripts or {}
+        self.fail_decode = fail_decode
+        self.gate: threading.Event | None = None  # set it to hold every sample() until released
+        self.decodes: list[list[int]] = []  # sequence ids per llama_decode call
+        self.removed: list[int] = []
+        self.samplers: list[FakeSampler] = []
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        return list(text.encode())
+
+    def decode(self, tokens, positions, seq_ids, outputs) -> int:
+        assert len(tokens) == len(positions) == len(seq_ids) <= self.n_batch
+        self.decodes.append(list(seq_ids))
+        return -1 if self.fail_decode else 0
+
+    def new_sampler(self, params: SamplingParams) -> FakeSampler:
+        sampler = FakeSampler(self.scripts.get(params.seed or 0, b"hello world"), self.gate)
+        self.samplers.append(sampler)
+        return sampler
+
+    def piece(self, token: int) -> bytes:
+        return bytes([token]) if token != EOG else b""
+
+    def is_eog(self, token: int) -> bool:
+        return token == EOG
+
+    def remove_sequence(self, seq: int) -> None:
+        self.removed.append(seq)
+
+    def close(self) -> None:
+        pass

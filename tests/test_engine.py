@@ -1,0 +1,125 @@
+"""The engine's step loop over a fake backend: batching, stopping, aborts, slots."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine import ContextLengthExceeded, Engine, FinishReason, GenerateRequest, Message, SamplingParams
+from engine.chat_template import ChatTemplate
+from engine.config import ModelSpec, Source
+
+from .fake_backend import FakeBackend
+
+# A template that passes the user's text through, so the prompt's tokens are its bytes.
+PLAIN = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+
+def make_engine(backend: FakeBackend, n_ctx: int = 64) -> Engine:
+    spec = ModelSpec(id="fake", source=Source(path="x"), n_ctx=n_ctx, parallel=backend.n_seq)
+    return Engine(spec, backend, ChatTemplate(PLAIN))
+
+
+def request(text: str = "hi", seed: int = 0, **kw) -> GenerateRequest:
+    return GenerateRequest(messages=[Message("user", text)], sampling=SamplingParams(seed=seed), **kw)
+
+
+async def run(engine: Engine, req: GenerateRequest) -> tuple[str, FinishReason, int]:
+    gen = await engine.submit(req)
+    text = ""
+    async for delta in gen:
+        text += delta.text
+        if delta.finish_reason:
+            return text, delta.finish_reason, delta.usage.completion_tokens
+    raise AssertionError("no finish")
+
+
+@pytest.fixture
+def backend():
+    return FakeBackend(scripts={1: b"abc", 2: b"hello STOP more", 3: b"0123456789"})
+
+
+@pytest.fixture
+def engine(backend):
+    e = make_engine(backend)
+    yield e
+    e.close()
+
+
+async def test_generates_until_eog_and_counts_every_sampled_token(engine):
+    text, reason, n = await run(engine, request(seed=1))
+    assert (text, reason, n) == ("abc", FinishReason.STOP, 4)  # a, b, c and the EOG token
+
+
+async def test_max_tokens_ends_with_length(engine):
+    text, reason, n = await run(engine, request(seed=3, max_tokens=4))
+    assert (text, reason, n) == ("0123", FinishReason.LENGTH, 4)
+
+
+async def test_stop_string_is_cut_and_ends_with_stop(engine):
+    text, reason, _ = await run(engine, request(seed=2, stop=["STOP"]))
+    assert (text, reason) == ("hello ", FinishReason.STOP)
+
+
+async def test_concurrent_requests_share_decode_steps(engine, backend):
+    results = await asyncio.gather(*(run(engine, request(seed=3)) for _ in range(4)))
+    assert all(r[0] == "0123456789" for r in results)
+    assert max(len(set(ids)) for ids in backend.decodes) == 4
+    assert engine.stats().max_seqs_per_decode == 4
+
+
+async def test_more_requests_than_slots_all_complete_and_slots_return(engine, backend):
+    results = await asyncio.gather(*(run(engine, request(seed=1)) for _ in range(10)))
+    assert [r[0] for r in results] == ["abc"] * 10
+    stats = engine.stats()
+    assert (stats.running, stats.waiting, stats.free_slots) == (0, 0, backend.n_seq)
+    assert all(s.freed for s in backend.samplers)
+
+
+async def test_long_prompt_is_prefilled_in_chunks_under_the_budget(engine, backend):
+    await run(engine, request(text="x" * 40, seed=1))
+    prefill_sizes = [len(ids) for ids in backend.decodes[:3]]
+    assert prefill_sizes == [16, 16, 8]
+
+
+async def test_prompt_that_does_not_fit_is_refused_before_queueing(engine):
+    with pytest.raises(ContextLengthExceeded) as info:
+        await engine.submit(request(text="y" * 64))
+    assert (info.value.n_prompt, info.value.n_ctx) == (64, 64)
+    assert engine.stats().waiting == 0
+
+
+async def test_generation_stops_at_the_end_of_the_context(backend):
+    engine = make_engine(backend, n_ctx=8)
+    try:
+        text, reason, n = await run(engine, request(text="abcde", seed=3))
+        assert (text, reason, n) == ("012", FinishReason.LENGTH, 3)
+    finally:
+        engine.close()
+
+
+async def test_abort_frees_the_slot_and_kv_cells(engine, backend):
+    backend.scripts[4] = b"x" * 1000
+    gen = await engine.submit(request(seed=4))
+    first = await gen.__anext__()
+    assert first.text == "x"
+    gen.close()
+    for _ in range(100):
+        if engine.stats().free_slots == backend.n_seq:
+            break
+        await asyncio.sleep(0.01)
+    stats = engine.stats()
+    assert (stats.running, stats.aborted) == (0, 1)
+    assert backend.removed, "the aborted sequence's KV cells were not removed"
+
+
+async def test_decode_failure_fails_the_request_without_hanging(backend):
+    backend.fail_decode = True
+    engine = make_engine(backend)
+    try:
+        _, reason, _ = await asyncio.wait_for(run(engine, request(seed=1)), 5)
+        assert reason is FinishReason.ERROR
+        assert engine.stats().free_slots == backend.n_seq
+    finally:
+        engine.close()
