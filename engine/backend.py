@@ -73,6 +73,7 @@ class Backend:
         n_batch: int,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
+        kv_unified: bool = False,
         model_id: str = "",
     ):
         _init_backend()
@@ -88,14 +89,17 @@ class Backend:
 
         threads = n_threads or os.cpu_count() or 1
         cparams = ll.llama_context_default_params()
-        # One shared KV pool big enough for every sequence to reach n_ctx_per_seq.
+        # Room for every sequence to reach n_ctx_per_seq. Without kv_unified each sequence gets
+        # its own KV stream, so attention never scans (masked) cells of other sequences or of
+        # idle cached prefixes: measured faster on CPU at every context length we tried.
         cparams.n_ctx = n_ctx_per_seq * n_seq
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
         cparams.n_seq_max = n_seq
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
-        cparams.kv_unified = True
+        cparams.kv_unified = kv_unified
+        self.kv_unified = kv_unified
         cparams.no_perf = True
         self._ctx = ll.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -218,8 +222,19 @@ class Backend:
             add(chain, ll.llama_sampler_init_dist(_dist_seed(params.seed)))
         return Sampler(chain, self._ctx)
 
-    def remove_sequence(self, seq: int) -> None:
-        ll.llama_memory_seq_rm(self._memory, seq, -1, -1)
+    def remove_sequence(self, seq: int, from_pos: int = 0) -> bool:
+        """Drop the sequence's KV cells from position `from_pos` on; False if it cannot."""
+        return bool(ll.llama_memory_seq_rm(self._memory, seq, from_pos, -1))
+
+    def copy_prefix(self, src: int, dst: int, n: int) -> None:
+        """Give sequence dst the KV cells of src's positions [0, n). A unified cache shares the
+        cells; separate streams can only be copied whole (llama.cpp copies the buffer at the next
+        decode), so the tail past n is dropped afterwards."""
+        if self.kv_unified:
+            ll.llama_memory_seq_cp(self._memory, src, dst, 0, n)
+        else:
+            ll.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
+            ll.llama_memory_seq_rm(self._memory, dst, n, -1)
 
     def clear(self) -> None:
         ll.llama_memory_clear(self._memory, True)

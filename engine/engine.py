@@ -16,6 +16,7 @@ from .errors import ContextLengthExceeded, InvalidRequest
 from .generation import Generation
 from .scheduler import schedule
 from .sequence import Sequence, SeqState
+from .slots import SlotPool
 from .stopping import StopMatcher
 from .types import Delta, FinishReason, GenerateRequest, Usage
 
@@ -33,7 +34,8 @@ class BackendLike(Protocol):
     def new_sampler(self, params: Any) -> Any: ...
     def piece(self, token: int) -> bytes: ...
     def is_eog(self, token: int) -> bool: ...
-    def remove_sequence(self, seq: int) -> None: ...
+    def remove_sequence(self, seq: int, from_pos: int = 0) -> bool: ...
+    def copy_prefix(self, src: int, dst: int, n: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -46,6 +48,8 @@ class EngineStats:
     waiting: int = 0  # accepted, waiting for a slot
     free_slots: int = 0
     kv_tokens: int = 0  # KV cells held by running sequences
+    cached_tokens: int = 0  # KV cells kept in idle slots for prefix reuse
+    reused_tokens: int = 0  # prompt tokens served from the cache since start
     prompt_tokens: int = 0  # prefilled since start
     generated_tokens: int = 0
     aborted: int = 0
@@ -65,7 +69,7 @@ class Engine:
         self._closing = False
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._running: list[Sequence] = []
-        self._free_slots = list(range(backend.n_seq - 1, -1, -1))
+        self._slots = SlotPool(backend.n_seq)
         self._outbox: list[tuple[Any, Delta]] = []
         self._stats = EngineStats()
         self._thread = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
@@ -124,7 +128,8 @@ class Engine:
             return EngineStats(
                 steps=s.steps, max_seqs_per_decode=s.max_seqs_per_decode, multi_seq_steps=s.multi_seq_steps,
                 running=len(self._running), waiting=len(self._waiting) + len(self._incoming),
-                free_slots=len(self._free_slots), kv_tokens=sum(q.n_past for q in self._running),
+                free_slots=len(self._slots), kv_tokens=sum(q.n_past for q in self._running),
+                cached_tokens=self._slots.cached_tokens, reused_tokens=s.reused_tokens,
                 prompt_tokens=s.prompt_tokens, generated_tokens=s.generated_tokens, aborted=s.aborted,
             )
 
@@ -177,12 +182,27 @@ class Engine:
             self._finish(seq, FinishReason.ABORTED)
 
     def _admit(self) -> None:
-        while self._waiting and self._free_slots:
+        while self._waiting and len(self._slots):
             seq = self._waiting.popleft()
-            seq.slot = self._free_slots.pop()
+            live = {s.slot: s.kv_tokens() for s in self._running}
+            seq.slot, reuse, source = self._slots.acquire(seq.prompt, live)
+            reuse = self._reuse_prefix(seq.slot, source, reuse)
+            seq.n_past = seq.n_cached = reuse
+            self._stats.reused_tokens += reuse
             seq.sampler = self.backend.new_sampler(seq.sampling)
             seq.state = SeqState.PREFILL
             self._running.append(seq)
+
+    def _reuse_prefix(self, slot: int, source: int, n: int) -> int:
+        """Make `slot` hold the first n cells of `source` and nothing else; returns the cells kept."""
+        if source == slot:
+            if self.backend.remove_sequence(slot, n):
+                return n
+            n = 0  # this memory cannot drop a tail: start clean
+        self.backend.remove_sequence(slot)
+        if n > 0:
+            self.backend.copy_prefix(source, slot, n)
+        return n
 
     def _step(self) -> None:
         plan = schedule(self._running, self.backend.n_batch)
@@ -237,8 +257,11 @@ class Engine:
         if seq.state is SeqState.DONE:
             return
         if seq.slot >= 0:
-            self.backend.remove_sequence(seq.slot)
-            self._free_slots.append(seq.slot)
+            # A finished sequence's cells stay as a prefix cache; an aborted or failed one's go.
+            keep = reason in (FinishReason.STOP, FinishReason.LENGTH)
+            if not keep:
+                self.backend.remove_sequence(seq.slot)
+            self._slots.release(seq.slot, seq.kv_tokens() if keep else [])
             seq.slot = -1
         if seq.sampler is not None:
             seq.sampler.free()
@@ -248,7 +271,7 @@ class Engine:
         elif seq in self._waiting:
             self._waiting.remove(seq)
         seq.state = SeqState.DONE
-        usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated)
+        usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated, cached_tokens=seq.n_cached)
         self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage)))
 
     def _flush_outbox(self) -> None:

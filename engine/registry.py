@@ -26,6 +26,7 @@ def load_engine(spec: ModelSpec) -> Engine:
         n_batch=spec.n_batch,
         n_threads=spec.n_threads,
         n_gpu_layers=spec.n_gpu_layers,
+        kv_unified=spec.kv_unified,
         model_id=spec.id,
     )
     if spec.n_ctx > backend.n_ctx_train > 0:

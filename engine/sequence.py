@@ -31,6 +31,8 @@ class Sequence:
     n_past: int = 0  # tokens of this sequence already in the KV cache
     next_token: int = -1  # sampled, to be fed at the next decode
     n_generated: int = 0
+    n_cached: int = 0  # prompt tokens found already in the slot's KV cells
+    generated: list[int] = field(default_factory=list)  # sampled tokens that get fed back
     sampler: Any = None
     detok: Detokenizer = field(default_factory=Detokenizer)
 
@@ -50,7 +52,12 @@ class Sequence:
             text += self._drain()
             return text, FinishReason.STOP if self.stop.matched is not None else FinishReason.LENGTH
         self.next_token = token
+        self.generated.append(token)
         return text, None
+
+    def kv_tokens(self) -> list[int]:
+        """The tokens whose KV cells this sequence's slot holds, in position order."""
+        return (self.prompt + self.generated)[: self.n_past]
 
     def _drain(self) -> str:
         """Text still held by the detokenizer and the stop matcher once generation ends."""

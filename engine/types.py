@@ -43,6 +43,7 @@ class GenerateRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the KV cache instead of computed
 
     @property
     def total_tokens(self) -> int:

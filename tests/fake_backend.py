@@ -33,9 +33,11 @@ class FakeBackend:
         self.n_batch = n_batch
         self.scripts = scripts or {}
         self.fail_decode = fail_decode
-        self.gate: threading.Event | None = None  # set it to hold every sample() until released
+        self.gate: threading.Event | None = None  # set it to hold sample() until released
+        self.gated_seeds: set[int] | None = None  # only these seeds' samplers wait (None: all)
         self.decodes: list[list[int]] = []  # sequence ids per llama_decode call
         self.removed: list[int] = []
+        self.copies: list[tuple[int, int, int]] = []  # (src, dst, n) prefix shares
         self.samplers: list[FakeSampler] = []
 
     def tokenize(self, text: str, add_special: bool) -> list[int]:
@@ -47,7 +49,8 @@ class FakeBackend:
         return -1 if self.fail_decode else 0
 
     def new_sampler(self, params: SamplingParams) -> FakeSampler:
-        sampler = FakeSampler(self.scripts.get(params.seed or 0, b"hello world"), self.gate)
+        gated = self.gated_seeds is None or params.seed in self.gated_seeds
+        sampler = FakeSampler(self.scripts.get(params.seed or 0, b"hello world"), self.gate if gated else None)
         self.samplers.append(sampler)
         return sampler
 
@@ -57,8 +60,13 @@ class FakeBackend:
     def is_eog(self, token: int) -> bool:
         return token == EOG
 
-    def remove_sequence(self, seq: int) -> None:
-        self.removed.append(seq)
+    def remove_sequence(self, seq: int, from_pos: int = 0) -> bool:
+        if from_pos == 0:
+            self.removed.append(seq)
+        return True
+
+    def copy_prefix(self, src: int, dst: int, n: int) -> None:
+        self.copies.append((src, dst, n))
 
     def close(self) -> None:
         pass

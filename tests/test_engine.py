@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -101,17 +102,22 @@ async def test_generation_stops_at_the_end_of_the_context(backend):
 
 async def test_abort_frees_the_slot_and_kv_cells(engine, backend):
     backend.scripts[4] = b"x" * 1000
+    backend.gate = threading.Event()  # the worker waits inside sample() until released
     gen = await engine.submit(request(seed=4))
-    first = await gen.__anext__()
-    assert first.text == "x"
+    while engine.stats().running == 0:
+        await asyncio.sleep(0.01)
+    removed_before = len(backend.removed)
     gen.close()
-    for _ in range(100):
+    backend.gate.set()
+    for _ in range(200):
         if engine.stats().free_slots == backend.n_seq:
             break
         await asyncio.sleep(0.01)
     stats = engine.stats()
-    assert (stats.running, stats.aborted) == (0, 1)
-    assert backend.removed, "the aborted sequence's KV cells were not removed"
+    assert (stats.running, stats.aborted, stats.free_slots) == (0, 1, backend.n_seq)
+    assert stats.generated_tokens < 10, "the aborted sequence kept generating"
+    assert len(backend.removed) == removed_before + 1, "the aborted sequence's KV cells were not removed"
+    assert stats.cached_tokens == 0, "an aborted sequence must not be kept as a prefix cache"
 
 
 async def test_decode_failure_fails_the_request_without_hanging(backend):
@@ -123,3 +129,37 @@ async def test_decode_failure_fails_the_request_without_hanging(backend):
         assert engine.stats().free_slots == backend.n_seq
     finally:
         engine.close()
+
+
+async def test_repeated_prompt_reuses_the_cached_prefix(engine, backend):
+    prompt = "a shared system prompt, then a question"
+    *_, = await run(engine, request(text=prompt, seed=1))
+    before = sum(len(ids) for ids in backend.decodes)
+    gen = await engine.submit(request(text=prompt + " and more", seed=1))
+    final = [d async for d in gen][-1]
+    assert final.usage.cached_tokens == len(prompt)
+    computed = sum(len(ids) for ids in backend.decodes) - before
+    assert computed == len(" and more") + 3  # the new tail, then one decode per generated token but the last
+    assert engine.stats().reused_tokens == len(prompt)
+
+
+async def test_identical_prompt_still_computes_its_last_token(engine, backend):
+    await run(engine, request(text="same", seed=1))
+    gen = await engine.submit(request(text="same", seed=1))
+    final = [d async for d in gen][-1]
+    assert final.usage.cached_tokens == len("same") - 1
+
+
+async def test_prefix_of_a_running_sequence_is_shared_not_recomputed(engine, backend):
+    backend.scripts[5] = b"y" * 200
+    backend.gate, backend.gated_seeds = threading.Event(), {5}  # seed 5 stalls in its first sample
+    system = "You are helpful. " * 2
+    long_running = await engine.submit(request(text=system + "first", seed=5))
+    while engine.stats().prompt_tokens == 0:  # its prompt is in the KV cache now
+        await asyncio.sleep(0.01)
+    gen = await engine.submit(request(text=system + "second", seed=1))
+    backend.gate.set()
+    final = [d async for d in gen][-1]
+    long_running.close()
+    assert final.usage.cached_tokens == len(system)
+    assert backend.copies and backend.copies[-1][2] == len(system)

@@ -75,7 +75,7 @@ def new_id() -> str:
 
 def usage_body(usage: Usage) -> dict:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+            "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}
 
 
 def completion_body(model: str, text: str, final: Delta) -> dict:

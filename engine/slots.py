@@ -1,0 +1,51 @@
+"""llama.cpp sequence slots, and the prompt prefix each idle slot still holds in the KV cache."""
+
+from __future__ import annotations
+
+import os
+
+
+def common_prefix_len(a: list[int], b: list[int]) -> int:
+    # os.path.commonprefix works on any sequences and compares in C: fast for long prompts.
+    return len(os.path.commonprefix([a, b]))
+
+
+class SlotPool:
+    """Free slots in least-recently-used order. A finished sequence leaves its KV cells in its
+    slot, so a request that starts the same way (a follow-up turn, a repeated system prompt) is
+    prefilled only from the first token that differs; the shared prefix is found in idle and
+    running slots alike."""
+
+    def __init__(self, n_slots: int):
+        self._free: list[int] = list(range(n_slots))
+        self._cached: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._free)
+
+    def acquire(self, prompt: list[int], live: dict[int, list[int]]) -> tuple[int, int, int]:
+        """Take a free slot for `prompt`: (slot, tokens reusable, slot holding them).
+
+        The longest prefix is looked for in every slot, idle or running (`live` maps a running
+        slot to the tokens in its KV cells); the source may be another slot, whose cells the
+        caller then shares with the new one. A free slot that holds that prefix itself is
+        preferred, else the least recently used one. At least one prompt token is always left
+        to compute, because its logits give the first generated token."""
+        source, best_len = -1, 0
+        for slot, tokens in (*self._cached.items(), *live.items()):
+            n = common_prefix_len(tokens, prompt)
+            if n > best_len:
+                source, best_len = slot, n
+        slot = source if source in self._free else self._free[0]
+        self._free.remove(slot)
+        self._cached.pop(slot, None)
+        return slot, min(best_len, len(prompt) - 1), source
+
+    def release(self, slot: int, cached: list[int]) -> None:
+        self._free.append(slot)
+        if cached:
+            self._cached[slot] = cached
+
+    @property
+    def cached_tokens(self) -> int:
+        return sum(len(t) for t in self._cached.values())
