@@ -36,7 +36,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     n_ctx: int = 4096  # per sequence
     parallel: int = 4  # sequences decoded together
-    n_gpu_layers: int = 0
+    n_gpu_layers: int = -1  # all layers on the GPU when there is one (llama.cpp's default)
     n_threads: int | None = None  # None: every core
     n_batch: int = 512  # tokens per decode step (the prefill budget)
     kv_unified: bool = False  # one KV pool for all sequences instead of a stream each

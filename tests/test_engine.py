@@ -64,8 +64,14 @@ async def test_stop_string_is_cut_and_ends_with_stop(engine):
 
 
 async def test_concurrent_requests_share_decode_steps(engine, backend):
-    results = await asyncio.gather(*(run(engine, request(seed=3)) for _ in range(4)))
-    assert all(r[0] == "0123456789" for r in results)
+    backend.gate = threading.Event()  # hold the worker so all four are queued before it goes on
+    gens = [await engine.submit(request(seed=3)) for _ in range(4)]
+    backend.gate.set()
+
+    async def text_of(gen) -> str:
+        return "".join([d.text async for d in gen])
+
+    assert await asyncio.gather(*(text_of(g) for g in gens)) == ["0123456789"] * 4
     assert max(len(set(ids)) for ids in backend.decodes) == 4
     assert engine.stats().max_seqs_per_decode == 4
 
