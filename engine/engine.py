@@ -91,6 +91,10 @@ class Engine:
         add_bos = self._adds_bos and not (self._bos_text and text.startswith(self._bos_text))
         return self.backend.tokenize(text, add_bos)
 
+    async def count_tokens(self, request: GenerateRequest) -> int:
+        """The prompt's token count, exactly as submit() would count it."""
+        return len(await asyncio.to_thread(self.tokenize_prompt, request))
+
     async def submit(self, request: GenerateRequest) -> Generation:
         """Validate and enqueue; the returned Generation yields Deltas as the worker makes them."""
         if request.max_tokens is not None and request.max_tokens < 1:
@@ -272,7 +276,7 @@ class Engine:
             self._waiting.remove(seq)
         seq.state = SeqState.DONE
         usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated, cached_tokens=seq.n_cached)
-        self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage)))
+        self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage, stop_sequence=seq.stop.matched)))
 
     def _flush_outbox(self) -> None:
         """Hand this step's deltas to their event loops: one wake-up per loop, not per token."""

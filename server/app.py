@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from engine import ModelsConfig, Registry, builtin_default, load_models, single_model
 
 from . import errors
+from .anthropic.routes import router as anthropic_router
 from .openai.routes import router as openai_router
 from .settings import Settings
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     app = FastAPI(title="ggserve", lifespan=lifespan)
     errors.install(app)
     app.include_router(openai_router)
+    app.include_router(anthropic_router)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

@@ -59,8 +59,18 @@ async def test_max_tokens_ends_with_length(engine):
 
 
 async def test_stop_string_is_cut_and_ends_with_stop(engine):
-    text, reason, _ = await run(engine, request(seed=2, stop=["STOP"]))
-    assert (text, reason) == ("hello ", FinishReason.STOP)
+    gen = await engine.submit(request(seed=2, stop=["nope", "STOP"]))
+    deltas = [d async for d in gen]
+    assert "".join(d.text for d in deltas) == "hello "
+    assert (deltas[-1].finish_reason, deltas[-1].stop_sequence) == (FinishReason.STOP, "STOP")
+
+
+async def test_count_tokens_matches_the_submitted_prompt(engine):
+    req = request(text="count me")
+    n = await engine.count_tokens(req)
+    gen = await engine.submit(req)
+    assert n == gen.prompt_tokens == len("count me")
+    gen.close()
 
 
 async def test_concurrent_requests_share_decode_steps(engine, backend):

@@ -80,3 +80,17 @@ def client(server) -> openai.OpenAI:
 @pytest.fixture
 def aclient(server) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def anthropic_client(server):
+    import anthropic
+
+    return anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def anthropic_aclient(server):
+    import anthropic
+
+    return anthropic.AsyncAnthropic(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)

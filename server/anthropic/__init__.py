@@ -1,0 +1,1 @@
+"""Anthropic Messages: request models, translation to the engine, and routes."""
