@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .chat_template import ChatTemplate
 from .config import ModelSpec
-from .errors import ContextLengthExceeded, InvalidRequest
+from .errors import ContextLengthExceeded, InvalidRequest, Overloaded
 from .generation import Generation
 from .scheduler import schedule
 from .sequence import Sequence, SeqState
@@ -115,8 +115,8 @@ class Engine:
             sink=(loop, queue),
         )
         with self._cond:
-            if self._closing:
-                raise InvalidRequest("the engine is shutting down")
+            if self._closing:  # stopping or crashed: a retryable 503, not the client's fault
+                raise Overloaded(self.spec.id)
             self._incoming.append(seq)
             self._cond.notify()
         return Generation(self, seq.id, len(prompt), queue)
