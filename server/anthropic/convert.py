@@ -96,7 +96,9 @@ def usage_body(usage: Usage) -> dict:
     }
 
 
-def message_body(model: str, text: str, final: Delta) -> dict:
+def message_body(model: str, text: str, final: Delta) -> dict | None:
+    if stop_reason(final) is None:
+        return None
     return {
         "id": new_id(),
         "type": "message",

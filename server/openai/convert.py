@@ -78,7 +78,9 @@ def usage_body(usage: Usage) -> dict:
             "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}
 
 
-def completion_body(model: str, text: str, final: Delta) -> dict:
+def completion_body(model: str, text: str, final: Delta) -> dict | None:
+    if final.finish_reason not in FINISH_REASONS:
+        return None
     return {
         "id": new_id(),
         "object": "chat.completion",

@@ -1,0 +1,33 @@
+"""What both protocols' route handlers share: the registry, and answering with a generation."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from engine import Delta, Generation, Registry
+
+from . import sse
+from .errors import ApiError
+
+
+def registry_of(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+async def respond(request: Request, gen: Generation, stream: bool,
+                  renderer: Callable[[], sse.StreamRenderer],
+                  body: Callable[[str, Delta], dict | None]) -> Response:
+    """Stream the generation as SSE, or collect it and answer with `body(text, final_delta)`;
+    `body` returns None for a generation that failed."""
+    if stream:
+        return sse.response(gen, renderer())
+    result = await sse.collect(gen, request)
+    if result is None:
+        return Response(status_code=499)  # the client went away; nobody reads this
+    answer = body(*result)
+    if answer is None:
+        raise ApiError(500, "generation failed")
+    return JSONResponse(answer)
