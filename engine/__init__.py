@@ -11,13 +11,28 @@ from .errors import (
     ModelNotFound,
     Overloaded,
 )
-from .generation import Generation
+from .generation import Generation, assemble
 from .registry import Registry
-from .types import Delta, FinishReason, GenerateRequest, Message, SamplingParams, Usage
+from .types import (
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    Message,
+    OutputKind,
+    ResponseFormat,
+    SamplingParams,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolSpec,
+    Usage,
+)
 
 __all__ = [
     "ConfigError", "ContextLengthExceeded", "Delta", "Engine", "EngineError", "EngineStats",
     "FinishReason", "GenerateRequest", "Generation", "InvalidRequest", "Message", "ModelLoadFailed",
     "ModelNotFound", "ModelsConfig", "ModelSpec", "Overloaded", "Registry", "SamplingParams",
-    "Usage", "builtin_default", "load_models", "single_model",
+    "Usage", "builtin_default", "load_models", "single_model", "assemble", "OutputKind", "ResponseFormat",
+    "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
 ]

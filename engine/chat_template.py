@@ -10,7 +10,6 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import InvalidRequest
-from .types import Message
 
 # Used only when a GGUF carries no template and models.yaml names none.
 CHATML = (
@@ -47,28 +46,28 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
 
-    def render(self, messages: list[Message]) -> str:
+    def render(self, messages: list[dict[str, Any]], tools: list[dict] | None = None) -> str:
         """The prompt text. A trailing assistant message is continued, not closed."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        dicts = [{"role": m.role, "content": m.content} for m in messages]
         last = messages[-1]
-        if last.role != "assistant":
-            return self._render(dicts, add_generation_prompt=True)
-        if not last.content:
-            return self._render(dicts[:-1], add_generation_prompt=True)
+        if last["role"] != "assistant" or last.get("tool_calls"):
+            return self._render(messages, True, tools)
+        if not last["content"]:
+            return self._render(messages[:-1], True, tools)
         # Render the whole conversation, then cut right after the assistant's text so the
         # template's end-of-turn markers are dropped and the model carries on from there.
-        text = self._render(dicts, add_generation_prompt=False)
-        at = text.rfind(last.content)
+        text = self._render(messages, False, tools)
+        at = text.rfind(last["content"])
         if at < 0:
             raise InvalidRequest("the chat template does not allow continuing the final assistant message", param="messages")
-        return text[: at + len(last.content)]
+        return text[: at + len(last["content"])]
 
-    def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+    def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict] | None) -> str:
         try:
             return self._template.render(
                 messages=messages,
+                tools=tools,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,

@@ -18,6 +18,8 @@ from .scheduler import schedule
 from .sequence import Sequence, SeqState
 from .slots import SlotPool
 from .stopping import StopMatcher
+from .toolparser import ToolCallParser
+from .tools import Grammar, Tooling
 from .types import Delta, FinishReason, GenerateRequest, Usage
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ class BackendLike(Protocol):
 
     def tokenize(self, text: str, add_special: bool) -> list[int]: ...
     def decode(self, tokens: list[int], positions: list[int], seq_ids: list[int], outputs: list[int]) -> int: ...
-    def new_sampler(self, params: Any) -> Any: ...
+    def new_sampler(self, params: Any, grammar: Any = None) -> Any: ...
+    def check_grammar(self, grammar: Any) -> None: ...
     def piece(self, token: int) -> bytes: ...
     def is_eog(self, token: int) -> bool: ...
     def remove_sequence(self, seq: int, from_pos: int = 0) -> bool: ...
@@ -60,6 +63,7 @@ class Engine:
         self.spec = spec
         self.backend = backend
         self.template = template
+        self.tooling = Tooling.for_template(template.source)
         self._bos_text = bos_text
         self._adds_bos = adds_bos
         self._ids = itertools.count(1)
@@ -87,9 +91,17 @@ class Engine:
 
     def tokenize_prompt(self, request: GenerateRequest) -> list[int]:
         """Render the chat template and tokenize; raises before anything is queued."""
-        text = self.template.render(request.messages)
+        messages, tools = self.tooling.prepare(request)
+        text = self.template.render(messages, tools)
         add_bos = self._adds_bos and not (self._bos_text and text.startswith(self._bos_text))
         return self.backend.tokenize(text, add_bos)
+
+    def _prepare(self, request: GenerateRequest) -> tuple[list[int], Grammar | None]:
+        """Prompt tokens and the output grammar, checked to compile, before anything is queued."""
+        grammar = self.tooling.grammar(request)
+        if grammar is not None:
+            self.backend.check_grammar(grammar)
+        return self.tokenize_prompt(request), grammar
 
     async def count_tokens(self, request: GenerateRequest) -> int:
         """The prompt's token count, exactly as submit() would count it."""
@@ -99,7 +111,7 @@ class Engine:
         """Validate and enqueue; the returned Generation yields Deltas as the worker makes them."""
         if request.max_tokens is not None and request.max_tokens < 1:
             raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
-        prompt = await asyncio.to_thread(self.tokenize_prompt, request)
+        prompt, grammar = await asyncio.to_thread(self._prepare, request)
         if len(prompt) >= self.n_ctx:
             raise ContextLengthExceeded(len(prompt), self.n_ctx, request.max_tokens)
         room = self.n_ctx - len(prompt)
@@ -113,6 +125,8 @@ class Engine:
             sampling=request.sampling,
             stop=StopMatcher(request.stop),
             sink=(loop, queue),
+            grammar=grammar,
+            parser=ToolCallParser(self.tooling.fmt) if self.tooling.uses_tools(request) else None,
         )
         with self._cond:
             if self._closing:  # stopping or crashed: a retryable 503, not the client's fault
@@ -193,7 +207,7 @@ class Engine:
             reuse = self._reuse_prefix(seq.slot, source, reuse)
             seq.n_past = seq.n_cached = reuse
             self._stats.reused_tokens += reuse
-            seq.sampler = self.backend.new_sampler(seq.sampling)
+            seq.sampler = self.backend.new_sampler(seq.sampling, seq.grammar)
             seq.state = SeqState.PREFILL
             self._running.append(seq)
 
@@ -251,9 +265,8 @@ class Engine:
         token = seq.sampler.sample(index)
         seq.state = SeqState.DECODE
         self._stats.generated_tokens += 1
-        text, reason = seq.accept(token, self.backend.piece(token), self.backend.is_eog(token))
-        if text:
-            self._outbox.append((seq.sink, Delta(text=text)))
+        deltas, reason = seq.accept(token, self.backend.piece(token), self.backend.is_eog(token))
+        self._outbox.extend((seq.sink, delta) for delta in deltas)
         if reason is not None:
             self._finish(seq, reason)
 
@@ -262,7 +275,7 @@ class Engine:
             return
         if seq.slot >= 0:
             # A finished sequence's cells stay as a prefix cache; an aborted or failed one's go.
-            keep = reason in (FinishReason.STOP, FinishReason.LENGTH)
+            keep = reason in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS)
             if not keep:
                 self.backend.remove_sequence(seq.slot)
             self._slots.release(seq.slot, seq.kv_tokens() if keep else [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from .types import Delta
+from .types import Delta, ToolCall
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -64,3 +64,18 @@ class Generation:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+def assemble(deltas: list[Delta]) -> tuple[str, list[ToolCall]]:
+    """A whole generation's text and its tool calls, from its Deltas."""
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    for delta in deltas:
+        text.append(delta.text)
+        part = delta.tool_call
+        if part is None:
+            continue
+        if part.name is not None:
+            calls.append(ToolCall(id=part.id or "", name=part.name, arguments=""))
+        calls[part.index].arguments += part.arguments
+    return "".join(text), calls

@@ -8,7 +8,8 @@ from typing import Any
 
 from .detokenizer import Detokenizer
 from .stopping import StopMatcher
-from .types import FinishReason, SamplingParams
+from .toolparser import ToolCallParser
+from .types import Delta, FinishReason, SamplingParams
 
 
 class SeqState(enum.Enum):
@@ -35,25 +36,39 @@ class Sequence:
     generated: list[int] = field(default_factory=list)  # sampled tokens that get fed back
     sampler: Any = None
     detok: Detokenizer = field(default_factory=Detokenizer)
+    grammar: Any = None  # tools.Grammar for constrained output, else None
+    parser: ToolCallParser | None = None  # splits tool calls out of the text when tools are on
 
     @property
     def prompt_left(self) -> int:
         return len(self.prompt) - self.n_past
 
-    def accept(self, token: int, piece: bytes, eog: bool) -> tuple[str, FinishReason | None]:
-        """Take one sampled token: the text that may be sent now, and why it ends if it does."""
+    def accept(self, token: int, piece: bytes, eog: bool) -> tuple[list[Delta], FinishReason | None]:
+        """Take one sampled token: the Deltas that may be sent now, and why it ends if it does."""
         self.n_generated += 1
         if eog:
-            return self._drain(), FinishReason.STOP
+            return self._render(self._drain(), True), self._final_reason(FinishReason.STOP)
         text = self.stop.push(self.detok.push(piece))
         if self.stop.matched is not None:
-            return text, FinishReason.STOP
+            return self._render(text, True), self._final_reason(FinishReason.STOP)
         if self.n_generated >= self.max_tokens:
             text += self._drain()
-            return text, FinishReason.STOP if self.stop.matched is not None else FinishReason.LENGTH
+            reason = FinishReason.STOP if self.stop.matched is not None else FinishReason.LENGTH
+            return self._render(text, True), self._final_reason(reason)
         self.next_token = token
         self.generated.append(token)
-        return text, None
+        return self._render(text, False), None
+
+    def _render(self, text: str, final: bool) -> list[Delta]:
+        if self.parser is None:
+            return [Delta(text=text)] if text else []
+        deltas = self.parser.push(text) if text else []
+        return deltas + self.parser.finish() if final else deltas
+
+    def _final_reason(self, reason: FinishReason) -> FinishReason:
+        if reason is FinishReason.STOP and self.parser is not None and self.parser.calls:
+            return FinishReason.TOOL_CALLS
+        return reason
 
     def kv_tokens(self) -> list[int]:
         """The tokens whose KV cells this sequence's slot holds, in position order."""

@@ -8,15 +8,58 @@ from dataclasses import dataclass, field
 
 class FinishReason(enum.Enum):
     STOP = "stop"  # end-of-generation token or a stop string
+    TOOL_CALLS = "tool_calls"  # ended after calling one or more tools
     LENGTH = "length"  # max_tokens reached, or the sequence filled its context
     ABORTED = "aborted"  # the caller went away
     ERROR = "error"
 
 
 @dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # a JSON object, as text
+
+
+@dataclass(slots=True)
 class Message:
     role: str  # system | user | assistant | tool ("developer" is mapped to "system" by callers)
     content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)  # assistant turns that called tools
+    tool_call_id: str | None = None  # tool turns: the call this answers
+    name: str | None = None  # tool turns: the tool's name, where known
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    name: str
+    description: str = ""
+    parameters: dict = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolChoiceMode(enum.Enum):
+    AUTO = "auto"  # the model decides
+    NONE = "none"  # never call
+    REQUIRED = "required"  # call at least one tool
+    FUNCTION = "function"  # call this one tool
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    name: str | None = None  # with FUNCTION
+
+
+class OutputKind(enum.Enum):
+    TEXT = "text"
+    JSON_OBJECT = "json_object"  # any JSON object
+    JSON_SCHEMA = "json_schema"  # JSON valid against `schema`
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    kind: OutputKind = OutputKind.TEXT
+    schema: dict | None = None
 
 
 @dataclass(slots=True)
@@ -37,6 +80,10 @@ class GenerateRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     max_tokens: int | None = None  # None: until EOG or the context is full
     stop: list[str] = field(default_factory=list)
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
 
 
 @dataclass(slots=True)
@@ -51,10 +98,21 @@ class Usage:
 
 
 @dataclass(slots=True)
+class ToolCallDelta:
+    """Part of a tool call: the first for a call has id and name, later ones argument text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
 class Delta:
     """A piece of a generation. The last one has finish_reason set and carries the final usage."""
 
     text: str = ""
+    tool_call: ToolCallDelta | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     stop_sequence: str | None = None  # the stop string that ended it, if one did

@@ -19,15 +19,15 @@ def registry_of(request: Request) -> Registry:
 
 async def respond(request: Request, gen: Generation, stream: bool,
                   renderer: Callable[[], sse.StreamRenderer],
-                  body: Callable[[str, Delta], dict | None]) -> Response:
-    """Stream the generation as SSE, or collect it and answer with `body(text, final_delta)`;
-    `body` returns None for a generation that failed."""
+                  body: Callable[[list[Delta]], dict | None]) -> Response:
+    """Stream the generation as SSE, or collect it and answer with `body(deltas)` (the final
+    Delta last); `body` returns None for a generation that failed."""
     if stream:
         return sse.response(gen, renderer())
     result = await sse.collect(gen, request)
     if result is None:
         return Response(status_code=499)  # the client went away; nobody reads this
-    answer = body(*result)
+    answer = body(result)
     if answer is None:
         raise ApiError(500, "generation failed")
     return JSONResponse(answer)

@@ -61,17 +61,15 @@ def response(gen: Generation, renderer: StreamRenderer) -> StreamingResponse:
     return StreamingResponse(frames(gen, renderer), media_type="text/event-stream", headers=HEADERS)
 
 
-async def collect(gen: Generation, request: Request) -> tuple[str, Delta] | None:
-    """Run a non-streamed generation to its end: its text and final Delta. None when the client
-    disconnected first; the sequence is then aborted rather than left to run for nobody."""
+async def collect(gen: Generation, request: Request) -> list[Delta] | None:
+    """Run a non-streamed generation to its end: all its Deltas, the final one last. None when
+    the client disconnected first; the sequence is then aborted rather than left to run."""
 
-    async def run() -> tuple[str, Delta]:
-        parts: list[str] = []
-        async for delta in gen:
-            parts.append(delta.text)
-            if delta.finish_reason is not None:
-                return "".join(parts), delta
-        raise RuntimeError("generation ended without a finish")
+    async def run() -> list[Delta]:
+        deltas = [delta async for delta in gen]
+        if not deltas or deltas[-1].finish_reason is None:
+            raise RuntimeError("generation ended without a finish")
+        return deltas
 
     task = asyncio.ensure_future(run())
     watcher = asyncio.ensure_future(_wait_disconnect(request))

@@ -48,7 +48,10 @@ class FakeBackend:
         self.decodes.append(list(seq_ids))
         return -1 if self.fail_decode else 0
 
-    def new_sampler(self, params: SamplingParams) -> FakeSampler:
+    def check_grammar(self, grammar) -> None:
+        pass
+
+    def new_sampler(self, params: SamplingParams, grammar=None) -> FakeSampler:
         gated = self.gated_seeds is None or params.seed in self.gated_seeds
         sampler = FakeSampler(self.scripts.get(params.seed or 0, b"hello world"), self.gate if gated else None)
         self.samplers.append(sampler)

@@ -1,7 +1,11 @@
 import pytest
 
-from engine import InvalidRequest, Message
+from engine import InvalidRequest
 from engine.chat_template import ChatTemplate
+
+
+def Message(role: str, content: str) -> dict:
+    return {"role": role, "content": content}
 
 
 def test_default_chatml_renders_with_generation_prompt():

@@ -4,23 +4,40 @@ and stream events. Rendered from the engine's Deltas directly, never from OpenAI
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 
-from engine import Delta, FinishReason, GenerateRequest, Message, SamplingParams, Usage
+from engine import (
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    Message,
+    SamplingParams,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolSpec,
+    Usage,
+    assemble,
+)
 
 from .. import sse
 from ..errors import ApiError
-from .protocol import Block, CountTokensRequest, MessagesRequest
+from .protocol import Block, CountTokensRequest, InputMessage, MessagesRequest, ToolIn
 
 # Earlier turns' reasoning may be sent back; it is not part of what the model reads again.
 SKIPPED_BLOCKS = {"thinking", "redacted_thinking"}
 MEDIA_BLOCKS = {"image", "document", "search_result"}
-TOOL_BLOCKS = {"tool_use", "tool_result", "server_tool_use", "web_search_tool_result"}
+CHOICES = {"auto": ToolChoiceMode.AUTO, "any": ToolChoiceMode.REQUIRED, "tool": ToolChoiceMode.FUNCTION,
+           "none": ToolChoiceMode.NONE}
+EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
 def stop_reason(final: Delta) -> str | None:
     if final.finish_reason is FinishReason.LENGTH:
         return "max_tokens"
+    if final.finish_reason is FinishReason.TOOL_CALLS:
+        return "tool_use"
     if final.finish_reason is FinishReason.STOP:
         return "stop_sequence" if final.stop_sequence is not None else "end_turn"
     return None
@@ -29,15 +46,23 @@ def stop_reason(final: Delta) -> str | None:
 def to_request(body: CountTokensRequest, defaults: SamplingParams) -> GenerateRequest:
     refuse_unsupported(body)
     messages = [Message("system", system_text(body.system))] if body.system else []
-    messages += [Message(m.role, content_text(i, m.content)) for i, m in enumerate(body.messages)]
+    for i, m in enumerate(body.messages):
+        messages += to_messages(i, m)
+    choice = body.tool_choice
+    tools = dict(
+        tools=[to_tool(i, t) for i, t in enumerate(body.tools or [])],
+        tool_choice=ToolChoice(CHOICES[choice.type], choice.name) if choice else ToolChoice(),
+        parallel_tool_calls=not (choice and choice.disable_parallel_tool_use),
+    )
     if not isinstance(body, MessagesRequest):  # count_tokens: only the prompt matters
-        return GenerateRequest(messages=messages, sampling=defaults)
+        return GenerateRequest(messages=messages, sampling=defaults, **tools)
     given = {"temperature": body.temperature, "top_p": body.top_p, "top_k": body.top_k}
     return GenerateRequest(
         messages=messages,
         sampling=dataclasses.replace(defaults, **{k: v for k, v in given.items() if v is not None}),
         max_tokens=body.max_tokens,
         stop=[s for s in body.stop_sequences or [] if s],
+        **tools,
     )
 
 
@@ -45,14 +70,19 @@ def refuse_unsupported(body: CountTokensRequest) -> None:
     """Fields that would change the answer but are not implemented: a 400 that names them.
     `output_config.effort` and `thinking` are accepted; a model without reasoning ignores them."""
     if body.output_config and body.output_config.format:
-        raise ApiError(400, "output_config.format: structured outputs are not supported by this server yet",
+        raise ApiError(400, "output_config.format: structured outputs are not supported on /v1/messages yet",
                        param="output_config.format")
     if isinstance(body, MessagesRequest) and body.container is not None:
         raise ApiError(400, "container: code-execution containers are not available on this server", param="container")
-    if body.tools:
-        raise ApiError(400, "tools: tool use is not supported by this server yet", param="tools")
-    if body.tool_choice and body.tool_choice.get("type") not in ("auto", "none"):
-        raise ApiError(400, "tool_choice: requires tools, which this server does not support yet", param="tool_choice")
+    if body.tool_choice and body.tool_choice.type == "tool" and not body.tool_choice.name:
+        raise ApiError(400, "tool_choice: type 'tool' needs a 'name'", param="tool_choice.name")
+
+
+def to_tool(index: int, tool: ToolIn) -> ToolSpec:
+    if tool.type not in (None, "custom"):
+        raise ApiError(400, f"tools.{index}: server tool '{tool.type}' is not available on this server",
+                       param=f"tools.{index}.type")
+    return ToolSpec(tool.name, tool.description, tool.input_schema or EMPTY_SCHEMA)
 
 
 def system_text(system: str | list[Block]) -> str:
@@ -64,26 +94,46 @@ def system_text(system: str | list[Block]) -> str:
     return "\n".join(b.text or "" for b in system)
 
 
-def content_text(index: int, content: str | list[Block]) -> str:
-    if isinstance(content, str):
-        return content
-    texts = []
-    for j, block in enumerate(content):
+def to_messages(index: int, message: InputMessage) -> list[Message]:
+    """One Anthropic turn: tool_result blocks become tool messages ahead of the user's text;
+    tool_use blocks become the assistant message's tool calls."""
+    if isinstance(message.content, str):
+        return [Message(message.role, message.content)]
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    results: list[Message] = []
+    for j, block in enumerate(message.content):
         where = f"messages.{index}.content.{j}"
+        extra = block.model_extra or {}
         if block.type == "text" and block.text is not None:
             texts.append(block.text)
+        elif block.type == "tool_use" and message.role == "assistant":
+            calls.append(ToolCall(str(extra.get("id", "")), str(extra.get("name", "")), json.dumps(extra.get("input", {}))))
+        elif block.type == "tool_result" and message.role == "user":
+            results.append(Message("tool", tool_result_text(where, extra.get("content", "")),
+                                   tool_call_id=str(extra.get("tool_use_id", ""))))
         elif block.type in MEDIA_BLOCKS:
             raise ApiError(400, f"{where}: '{block.type}' blocks are not supported by this text-only model", param=where)
-        elif block.type in TOOL_BLOCKS:
-            raise ApiError(400, f"{where}: '{block.type}' blocks need tool use, which this server does not support yet",
-                           param=where)
         elif block.type not in SKIPPED_BLOCKS:
-            raise ApiError(400, f"{where}: unknown content block type '{block.type}'", param=where)
-    return "\n".join(texts)
+            raise ApiError(400, f"{where}: '{block.type}' blocks are not allowed in a {message.role} turn", param=where)
+    turn = [Message(message.role, "\n".join(texts), tool_calls=calls)] if texts or calls else []
+    return results + turn
+
+
+def tool_result_text(where: str, content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
+        return "\n".join(str(b.get("text", "")) for b in content)
+    raise ApiError(400, f"{where}.content: a tool result holds a string or text blocks", param=f"{where}.content")
 
 
 def new_id() -> str:
     return f"msg_{uuid.uuid4().hex[:24]}"
+
+
+def tool_use_id(engine_id: str) -> str:
+    return f"toolu_{engine_id}"
 
 
 def usage_body(usage: Usage) -> dict:
@@ -96,28 +146,44 @@ def usage_body(usage: Usage) -> dict:
     }
 
 
-def message_body(model: str, text: str, final: Delta) -> dict | None:
+def message_body(model: str, deltas: list[Delta]) -> dict | None:
+    final = deltas[-1]
     if stop_reason(final) is None:
         return None
+    text, calls = assemble(deltas)
+    content: list[dict] = [{"type": "text", "text": text}] if text else []
+    content += [{"type": "tool_use", "id": tool_use_id(c.id), "name": c.name, "input": tool_input(c.arguments)}
+                for c in calls]
     return {
         "id": new_id(),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}] if text else [],
+        "content": content,
         "stop_reason": stop_reason(final),
         "stop_sequence": final.stop_sequence,
         "usage": usage_body(final.usage or Usage()),
     }
 
 
+def tool_input(arguments: str) -> dict:
+    """A call's input object; a call cut off by max_tokens has no complete object, so {}."""
+    try:
+        value = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 class EventRenderer:
-    """Renders one generation as Messages stream events, each with its `event:` line."""
+    """Renders one generation as Messages stream events, each with its `event:` line. Text and
+    tool calls become content blocks in the order they appear."""
 
     def __init__(self, model: str, prompt_tokens: int):
         self._model = model
         self._prompt_tokens = prompt_tokens
-        self._block_open = False
+        self._index = -1  # the open block's index
+        self._open: str | None = None  # the open block's type
 
     def start(self) -> list[bytes]:
         message = {"id": new_id(), "type": "message", "role": "assistant", "model": self._model, "content": [],
@@ -125,16 +191,35 @@ class EventRenderer:
                    "usage": usage_body(Usage(prompt_tokens=self._prompt_tokens))}
         return [sse.event("message_start", {"type": "message_start", "message": message}), self.keepalive()]
 
-    def on_delta(self, delta: Delta) -> list[bytes]:
-        if not delta.text:
+    def _open_block(self, block: dict) -> list[bytes]:
+        frames = self._close_block()
+        self._index += 1
+        self._open = block["type"]
+        return frames + [sse.event("content_block_start", {"type": "content_block_start", "index": self._index,
+                                                           "content_block": block})]
+
+    def _close_block(self) -> list[bytes]:
+        if self._open is None:
             return []
-        frames = []
-        if not self._block_open:
-            self._block_open = True
-            frames.append(sse.event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                            "content_block": {"type": "text", "text": ""}}))
-        frames.append(sse.event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                        "delta": {"type": "text_delta", "text": delta.text}}))
+        self._open = None
+        return [sse.event("content_block_stop", {"type": "content_block_stop", "index": self._index})]
+
+    def _block_delta(self, delta: dict) -> bytes:
+        return sse.event("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta})
+
+    def on_delta(self, delta: Delta) -> list[bytes]:
+        frames: list[bytes] = []
+        if delta.text:
+            if self._open != "text":
+                frames += self._open_block({"type": "text", "text": ""})
+            frames.append(self._block_delta({"type": "text_delta", "text": delta.text}))
+        part = delta.tool_call
+        if part is not None:
+            if part.name is not None:
+                frames += self._open_block({"type": "tool_use", "id": tool_use_id(part.id or ""), "name": part.name,
+                                            "input": {}})
+            if part.arguments:
+                frames.append(self._block_delta({"type": "input_json_delta", "partial_json": part.arguments}))
         return frames
 
     def on_finish(self, delta: Delta) -> list[bytes]:
@@ -144,8 +229,7 @@ class EventRenderer:
             frames.append(sse.event("error", {"type": "error", "error": {"type": "api_error",
                                                                        "message": "generation failed"}}))
             return frames
-        if self._block_open:
-            frames.append(sse.event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        frames += self._close_block()
         frames.append(sse.event("message_delta", {
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": delta.stop_sequence},

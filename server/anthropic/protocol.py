@@ -38,6 +38,21 @@ class OutputConfig(BaseModel):
     format: dict[str, Any] | None = None
 
 
+class ToolIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+    type: str | None = None  # "custom" or absent; server tools (web search, bash...) are refused
+
+
+class ToolChoiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool = False
+
+
 class CountTokensRequest(BaseModel):
     # Like the real API, unknown fields are refused by name rather than silently ignored.
     model_config = ConfigDict(extra="forbid")
@@ -45,8 +60,8 @@ class CountTokensRequest(BaseModel):
     model: str
     messages: list[InputMessage] = Field(min_length=1)
     system: str | list[Block] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: ToolChoiceIn | None = None
     thinking: Thinking | None = None
     output_config: OutputConfig | None = None
     cache_control: dict[str, Any] | None = None  # the prompt cache is always on here

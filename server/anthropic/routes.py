@@ -18,7 +18,7 @@ async def messages(body: MessagesRequest, request: Request) -> Response:
     gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     return await respond(request, gen, body.stream,
                          lambda: convert.EventRenderer(engine.spec.id, gen.prompt_tokens),
-                         lambda text, final: convert.message_body(engine.spec.id, text, final))
+                         lambda deltas: convert.message_body(engine.spec.id, deltas))
 
 
 @router.post("/v1/messages/count_tokens")

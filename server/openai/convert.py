@@ -6,13 +6,27 @@ import dataclasses
 import time
 import uuid
 
-from engine import Delta, FinishReason, GenerateRequest, Message, SamplingParams, Usage
+from engine import (
+    Delta,
+    FinishReason,
+    GenerateRequest,
+    Message,
+    OutputKind,
+    ResponseFormat,
+    SamplingParams,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolSpec,
+    Usage,
+    assemble,
+)
 
 from .. import sse
 from ..errors import ApiError
 from .protocol import ChatCompletionRequest, ChatMessage
 
-FINISH_REASONS = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length"}
+FINISH_REASONS = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALLS: "tool_calls"}
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty",
                    "repetition_penalty", "seed")
 MAX_STOP_STRINGS = 4
@@ -26,7 +40,32 @@ def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> Generat
         sampling=dataclasses.replace(defaults, **given),
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=to_stop(body.stop),
+        tools=[ToolSpec(t.function.name, t.function.description, t.function.parameters or
+                        {"type": "object", "properties": {}}) for t in body.tools or []],
+        tool_choice=to_tool_choice(body),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=to_response_format(body),
     )
+
+
+def to_tool_choice(body: ChatCompletionRequest) -> ToolChoice:
+    choice = body.tool_choice
+    if choice is None:
+        return ToolChoice(ToolChoiceMode.AUTO)
+    if isinstance(choice, str):
+        return ToolChoice(ToolChoiceMode(choice))
+    return ToolChoice(ToolChoiceMode.FUNCTION, choice.function.name)
+
+
+def to_response_format(body: ChatCompletionRequest) -> ResponseFormat:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return ResponseFormat()
+    if fmt.type == "json_object":
+        return ResponseFormat(OutputKind.JSON_OBJECT)
+    if fmt.json_schema is None:
+        raise ApiError(400, "response_format of type 'json_schema' needs 'json_schema'", param="response_format.json_schema")
+    return ResponseFormat(OutputKind.JSON_SCHEMA, fmt.json_schema.schema_)
 
 
 def refuse_unsupported(body: ChatCompletionRequest) -> None:
@@ -37,9 +76,6 @@ def refuse_unsupported(body: ChatCompletionRequest) -> None:
         "logprobs": not body.logprobs,
         "top_logprobs": body.top_logprobs is None,
         "logit_bias": not body.logit_bias,
-        "tools": not body.tools,
-        "tool_choice": body.tool_choice in (None, "none", "auto"),
-        "response_format": body.response_format in (None, {"type": "text"}),
     }
     for name, ok in inert.items():
         if not ok:
@@ -47,19 +83,24 @@ def refuse_unsupported(body: ChatCompletionRequest) -> None:
 
 
 def to_message(index: int, msg: ChatMessage) -> Message:
-    if msg.role == "tool" or msg.tool_calls:
-        raise ApiError(400, "tool messages are not supported by this server yet", param=f"messages[{index}]",
-                       code="unsupported_parameter")
     role = "system" if msg.role == "developer" else msg.role
+    if msg.role == "tool" and not msg.tool_call_id:
+        raise ApiError(400, "a tool message needs 'tool_call_id'", param=f"messages[{index}].tool_call_id")
+    calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in msg.tool_calls or []]
+    text = to_text(index, msg)
+    return Message(role=role, content=text, tool_calls=calls, tool_call_id=msg.tool_call_id, name=msg.name)
+
+
+def to_text(index: int, msg: ChatMessage) -> str:
     if msg.content is None or isinstance(msg.content, str):
-        return Message(role=role, content=msg.content or "")
+        return msg.content or ""
     texts = []
     for j, part in enumerate(msg.content):
         if part.type != "text" or part.text is None:
             raise ApiError(400, f"content part of type '{part.type}' is not supported by this text-only model",
                            param=f"messages[{index}].content[{j}]")
         texts.append(part.text)
-    return Message(role=role, content="\n".join(texts))
+    return "\n".join(texts)
 
 
 def to_stop(stop: str | list[str] | None) -> list[str]:
@@ -78,9 +119,19 @@ def usage_body(usage: Usage) -> dict:
             "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}
 
 
-def completion_body(model: str, text: str, final: Delta) -> dict | None:
+def call_id(engine_id: str) -> str:
+    return f"call_{engine_id}"
+
+
+def completion_body(model: str, deltas: list[Delta]) -> dict | None:
+    final = deltas[-1]
     if final.finish_reason not in FINISH_REASONS:
         return None
+    text, calls = assemble(deltas)
+    message: dict = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
+    if calls:
+        message["tool_calls"] = [{"id": call_id(c.id), "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
     return {
         "id": new_id(),
         "object": "chat.completion",
@@ -88,13 +139,22 @@ def completion_body(model: str, text: str, final: Delta) -> dict | None:
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None},
+            "message": message,
             "logprobs": None,
             "finish_reason": FINISH_REASONS[final.finish_reason],
         }],
         "usage": usage_body(final.usage or Usage()),
         "system_fingerprint": None,
     }
+
+
+def tool_call_chunk(delta: Delta) -> dict:
+    """A call's first chunk names it; the ones after carry only argument text."""
+    part = delta.tool_call
+    if part.name is not None:
+        return {"index": part.index, "id": call_id(part.id or ""), "type": "function",
+                "function": {"name": part.name, "arguments": part.arguments}}
+    return {"index": part.index, "function": {"arguments": part.arguments}}
 
 
 class ChunkRenderer:
@@ -115,7 +175,10 @@ class ChunkRenderer:
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def on_delta(self, delta: Delta) -> list[bytes]:
-        return [self._chunk({"content": delta.text})] if delta.text else []
+        frames = [self._chunk({"content": delta.text})] if delta.text else []
+        if delta.tool_call is not None:
+            frames.append(self._chunk({"tool_calls": [tool_call_chunk(delta)]}))
+        return frames
 
     def on_finish(self, delta: Delta) -> list[bytes]:
         frames = self.on_delta(delta)

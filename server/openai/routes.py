@@ -19,7 +19,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await respond(request, gen, body.stream,
                          lambda: convert.ChunkRenderer(engine.spec.id, include_usage),
-                         lambda text, final: convert.completion_body(engine.spec.id, text, final))
+                         lambda deltas: convert.completion_body(engine.spec.id, deltas))
 
 
 def model_card(request: Request, model_id: str) -> dict:

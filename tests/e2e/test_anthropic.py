@@ -135,7 +135,9 @@ def error_of(exc: anthropic.APIStatusError) -> dict:
     ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}}, "output_config.format"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"extra_body": {"frobnicate": True}}, "frobnicate"),
-    ({"tools": [{"name": "f", "input_schema": {"type": "object"}}]}, "tools"),
+    ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0"),
+    ({"tool_choice": {"type": "tool", "name": "missing"}, "tools": [{"name": "f", "input_schema": {"type": "object"}}]},
+     "missing"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {
         "type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]}, "messages.0.content.0"),
 ])

@@ -24,7 +24,8 @@ def error_of(exc: openai.APIStatusError) -> dict:
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"n": 2}, "n"),
     ({"logprobs": True}, "logprobs"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"response_format": {"type": "xml"}}, "response_format.type"),
+    ({"tool_choice": "required"}, "tool_choice"),
 ])
 def test_invalid_or_unsupported_parameters_are_400_naming_the_parameter(client, kw, param):
     with pytest.raises(openai.BadRequestError) as info:

@@ -12,11 +12,12 @@ import logging
 import os
 import random
 import threading
+from typing import Any
 
 import llama_cpp as ll
 
-from .errors import ModelLoadFailed
-from .types import SamplingParams
+from ..errors import InvalidRequest, ModelLoadFailed
+from ..types import SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,28 @@ class Backend:
         self._batch.n_tokens = n
         return ll.llama_decode(self._ctx, self._batch)
 
-    def new_sampler(self, params: SamplingParams) -> Sampler:
+    def _grammar_sampler(self, grammar: Any) -> ll.llama_sampler_p:
+        gbnf, root = grammar.gbnf.encode(), b"root"
+        if not grammar.triggers:
+            return ll.llama_sampler_init_grammar(self._vocab, gbnf, root)
+        patterns = (ctypes.c_char_p * len(grammar.triggers))(*(t.encode() for t in grammar.triggers))
+        return ll.llama_sampler_init_grammar_lazy_patterns(
+            self._vocab, gbnf, root, patterns, len(grammar.triggers), None, 0)
+
+    def check_grammar(self, grammar: Any) -> None:
+        """Raise InvalidRequest if llama.cpp cannot parse the grammar."""
+        sampler = self._grammar_sampler(grammar)
+        if not sampler:
+            raise InvalidRequest("the output constraints could not be compiled into a grammar")
+        ll.llama_sampler_free(sampler)
+
+    def new_sampler(self, params: SamplingParams, grammar: Any = None) -> Sampler:
+        """A sampler chain: the grammar first (so truncation never keeps only forbidden tokens),
+        then penalties, truncation, temperature and the seeded draw."""
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
         add = ll.llama_sampler_chain_add
+        if grammar is not None:
+            add(chain, self._grammar_sampler(grammar))
         if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
             add(chain, ll.llama_sampler_init_penalties(
                 self.n_vocab, PENALTY_LAST_N, params.repetition_penalty,
