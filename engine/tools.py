@@ -86,7 +86,7 @@ class Tooling:
             alternatives.append("calls")
         if fmt.kind is not OutputKind.TEXT:
             schema = fmt.schema if fmt.kind is OutputKind.JSON_SCHEMA else {"type": "object"}
-            alternatives.append(g.add_schema(schema, "answer", "response_format.json_schema.schema"))
+            alternatives.append(g.add_schema(schema, "answer", fmt.param))
         g.add_rule("root", " | ".join(alternatives))
         lazy = calls and request.tool_choice.mode is ToolChoiceMode.AUTO and fmt.kind is OutputKind.TEXT
         return Grammar(g.build(), self._triggers() if lazy else ())
@@ -97,7 +97,7 @@ class Tooling:
         key = "arguments" if self.fmt is ToolFormat.HERMES else "parameters"
         names = []
         for i, tool in enumerate(tools):
-            args = g.add_schema(tool.parameters, f"tool{i}-args", f"tools[{i}].function.parameters")
+            args = g.add_schema(tool.parameters, f"tool{i}-args", tool.param)
             head = g.literal(f'{{"name": {json.dumps(tool.name)}, "{key}": ')
             g.add_rule(f"tool{i}", f'{head} {args} "}}"')
             names.append(f"tool{i}")

@@ -35,6 +35,7 @@ class ToolSpec:
     name: str
     description: str = ""
     parameters: dict = field(default_factory=lambda: {"type": "object", "properties": {}})
+    param: str = "tools"  # where the caller's request holds the schema, for error messages
 
 
 class ToolChoiceMode(enum.Enum):
@@ -60,6 +61,7 @@ class OutputKind(enum.Enum):
 class ResponseFormat:
     kind: OutputKind = OutputKind.TEXT
     schema: dict | None = None
+    param: str = "response_format"  # where the caller's request holds the schema, for error messages
 
 
 @dataclass(slots=True)

@@ -12,6 +12,8 @@ from engine import (
     FinishReason,
     GenerateRequest,
     Message,
+    OutputKind,
+    ResponseFormat,
     SamplingParams,
     ToolCall,
     ToolChoice,
@@ -53,6 +55,7 @@ def to_request(body: CountTokensRequest, defaults: SamplingParams) -> GenerateRe
         tools=[to_tool(i, t) for i, t in enumerate(body.tools or [])],
         tool_choice=ToolChoice(CHOICES[choice.type], choice.name) if choice else ToolChoice(),
         parallel_tool_calls=not (choice and choice.disable_parallel_tool_use),
+        response_format=to_response_format(body),
     )
     if not isinstance(body, MessagesRequest):  # count_tokens: only the prompt matters
         return GenerateRequest(messages=messages, sampling=defaults, **tools)
@@ -66,12 +69,14 @@ def to_request(body: CountTokensRequest, defaults: SamplingParams) -> GenerateRe
     )
 
 
+def to_response_format(body: CountTokensRequest) -> ResponseFormat:
+    fmt = body.output_config.format if body.output_config else None
+    return ResponseFormat(OutputKind.JSON_SCHEMA, fmt.schema_, param="output_config.format.schema") if fmt else ResponseFormat()
+
+
 def refuse_unsupported(body: CountTokensRequest) -> None:
     """Fields that would change the answer but are not implemented: a 400 that names them.
     `output_config.effort` and `thinking` are accepted; a model without reasoning ignores them."""
-    if body.output_config and body.output_config.format:
-        raise ApiError(400, "output_config.format: structured outputs are not supported on /v1/messages yet",
-                       param="output_config.format")
     if isinstance(body, MessagesRequest) and body.container is not None:
         raise ApiError(400, "container: code-execution containers are not available on this server", param="container")
     if body.tool_choice and body.tool_choice.type == "tool" and not body.tool_choice.name:
@@ -82,7 +87,7 @@ def to_tool(index: int, tool: ToolIn) -> ToolSpec:
     if tool.type not in (None, "custom"):
         raise ApiError(400, f"tools.{index}: server tool '{tool.type}' is not available on this server",
                        param=f"tools.{index}.type")
-    return ToolSpec(tool.name, tool.description, tool.input_schema or EMPTY_SCHEMA)
+    return ToolSpec(tool.name, tool.description, tool.input_schema or EMPTY_SCHEMA, param=f"tools.{index}.input_schema")
 
 
 def system_text(system: str | list[Block]) -> str:

@@ -32,10 +32,16 @@ class Thinking(BaseModel):
     budget_tokens: int | None = Field(default=None, ge=1)
 
 
+class OutputFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
 class OutputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
-    format: dict[str, Any] | None = None
+    format: OutputFormat | None = None
 
 
 class ToolIn(BaseModel):

@@ -41,7 +41,8 @@ def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> Generat
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=to_stop(body.stop),
         tools=[ToolSpec(t.function.name, t.function.description, t.function.parameters or
-                        {"type": "object", "properties": {}}) for t in body.tools or []],
+                        {"type": "object", "properties": {}}, param=f"tools[{i}].function.parameters")
+               for i, t in enumerate(body.tools or [])],
         tool_choice=to_tool_choice(body),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=to_response_format(body),
@@ -65,7 +66,7 @@ def to_response_format(body: ChatCompletionRequest) -> ResponseFormat:
         return ResponseFormat(OutputKind.JSON_OBJECT)
     if fmt.json_schema is None:
         raise ApiError(400, "response_format of type 'json_schema' needs 'json_schema'", param="response_format.json_schema")
-    return ResponseFormat(OutputKind.JSON_SCHEMA, fmt.json_schema.schema_)
+    return ResponseFormat(OutputKind.JSON_SCHEMA, fmt.json_schema.schema_, param="response_format.json_schema.schema")
 
 
 def refuse_unsupported(body: ChatCompletionRequest) -> None:

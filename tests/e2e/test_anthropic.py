@@ -132,7 +132,7 @@ def error_of(exc: anthropic.APIStatusError) -> dict:
 @pytest.mark.parametrize("kw, where", [
     ({"extra_body": {"temperature": 1.5}}, "temperature"),
     ({"extra_body": {"top_k": -1}}, "top_k"),
-    ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}}, "output_config.format"),
+    ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "nonsense"}}}}, "output_config.format"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"extra_body": {"frobnicate": True}}, "frobnicate"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0"),

@@ -106,3 +106,14 @@ def test_every_output_validates_against_its_generated_schema(client, schema):
         seed=1, response_format={"type": "json_schema", "json_schema": {"name": "gen", "schema": schema, "strict": True}})
     assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
     jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+
+
+def test_anthropic_output_config_format_gives_valid_json(anthropic_client):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                                               "population": {"type": "integer"}},
+              "required": ["city", "population"], "additionalProperties": False}
+    m = anthropic_client.messages.create(
+        model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "A city and its population, as JSON."}],
+        output_config={"format": {"type": "json_schema", "schema": schema}}, extra_body={"temperature": 0})
+    assert m.stop_reason == "end_turn"
+    jsonschema.validate(json.loads(m.content[0].text), schema)
