@@ -51,7 +51,7 @@ class ModelsConfig:
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
-_SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)}
+_SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 
 
 def load_models(path: str | os.PathLike[str]) -> ModelsConfig:

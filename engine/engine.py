@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import logging
 import threading
@@ -20,7 +21,7 @@ from .slots import SlotPool
 from .stopping import StopMatcher
 from .toolparser import ToolCallParser
 from .tools import Grammar, Tooling
-from .types import Delta, FinishReason, GenerateRequest, Usage
+from .types import Delta, FinishReason, GenerateRequest, TopLogprob, Usage
 
 log = logging.getLogger(__name__)
 
@@ -111,33 +112,52 @@ class Engine:
         """Validate and enqueue; the returned Generation yields Deltas as the worker makes them."""
         if request.max_tokens is not None and request.max_tokens < 1:
             raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+        if request.logprobs is not None and not 0 <= request.logprobs <= 20:
+            raise InvalidRequest("top_logprobs must be between 0 and 20", param="top_logprobs")
+        n_vocab = getattr(self.backend, "n_vocab", None)
+        bad = [t for t in request.sampling.logit_bias if n_vocab is not None and not 0 <= t < n_vocab]
+        if bad:
+            raise InvalidRequest(f"logit_bias: token id {bad[0]} is outside the vocabulary (0..{n_vocab - 1})",
+                                 param="logit_bias")
         prompt, grammar = await asyncio.to_thread(self._prepare, request)
         if len(prompt) >= self.n_ctx:
             raise ContextLengthExceeded(len(prompt), self.n_ctx, request.max_tokens)
         room = self.n_ctx - len(prompt)
         max_tokens = min(request.max_tokens or room, room)
+        if not 1 <= request.n <= self.backend.n_seq:
+            raise InvalidRequest(f"n must be between 1 and {self.backend.n_seq} for this model", param="n")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta] = asyncio.Queue()
-        seq = Sequence(
-            id=next(self._ids),
-            prompt=prompt,
-            max_tokens=max_tokens,
-            sampling=request.sampling,
-            stop=StopMatcher(request.stop),
-            sink=(loop, queue),
-            grammar=grammar,
-            parser=ToolCallParser(self.tooling.fmt) if self.tooling.uses_tools(request) else None,
-        )
+        seqs = [self._new_sequence(request, prompt, grammar, max_tokens, (loop, queue), i) for i in range(request.n)]
+        seqs[0].followers = seqs[1:]
         with self._cond:
             if self._closing:  # stopping or crashed: a retryable 503, not the client's fault
                 raise Overloaded(self.spec.id)
-            self._incoming.append(seq)
+            self._incoming.append(seqs[0])
             self._cond.notify()
-        return Generation(self, seq.id, len(prompt), queue)
+        return Generation(self, [q.id for q in seqs], len(prompt), queue)
 
-    def abort(self, seq_id: int) -> None:
+    def _new_sequence(self, request: GenerateRequest, prompt: list[int], grammar: Grammar | None,
+                      max_tokens: int, sink: Any, choice: int) -> Sequence:
+        sampling = request.sampling
+        if choice and sampling.seed is not None:  # choice i of a seeded request is reproducible
+            sampling = dataclasses.replace(sampling, seed=sampling.seed + choice)
+        return Sequence(
+            id=next(self._ids),
+            prompt=prompt,
+            max_tokens=max_tokens,
+            sampling=sampling,
+            stop=StopMatcher(request.stop),
+            sink=sink,
+            grammar=grammar,
+            parser=ToolCallParser(self.tooling.fmt) if self.tooling.uses_tools(request) else None,
+            logprobs=request.logprobs,
+            choice=choice,
+        )
+
+    def abort(self, seq_ids: list[int]) -> None:
         with self._cond:
-            self._aborts.add(seq_id)
+            self._aborts.update(seq_ids)
             self._cond.notify()
 
     def stats(self) -> EngineStats:
@@ -200,7 +220,8 @@ class Engine:
             self._finish(seq, FinishReason.ABORTED)
 
     def _admit(self) -> None:
-        while self._waiting and len(self._slots):
+        # A request with n choices is admitted whole: its followers need slots at once.
+        while self._waiting and len(self._slots) > len(self._waiting[0].followers):
             seq = self._waiting.popleft()
             live = {s.slot: s.kv_tokens() for s in self._running}
             seq.slot, reuse, source = self._slots.acquire(seq.prompt, live)
@@ -210,6 +231,12 @@ class Engine:
             seq.sampler = self.backend.new_sampler(seq.sampling, seq.grammar)
             seq.state = SeqState.PREFILL
             self._running.append(seq)
+            for follower in seq.followers:
+                follower.slot = self._slots.acquire_empty()
+                self.backend.remove_sequence(follower.slot)
+                follower.sampler = self.backend.new_sampler(follower.sampling, follower.grammar)
+                follower.state = SeqState.FOLLOW
+                self._running.append(follower)
 
     def _reuse_prefix(self, slot: int, source: int, n: int) -> int:
         """Make `slot` hold the first n cells of `source` and nothing else; returns the cells kept."""
@@ -259,16 +286,34 @@ class Engine:
             seq.n_past += n
             self._stats.prompt_tokens += n
         for seq, index in outputs:
+            for follower in seq.followers:
+                if follower.state is SeqState.FOLLOW:
+                    self._start_follower(seq, follower, index)
             self._sample(seq, index)
+
+    def _start_follower(self, leader: Sequence, follower: Sequence, index: int) -> None:
+        """The leader's prompt is in the cache now: share its cells and draw this choice's first
+        token from the same logits row, with the follower's own sampler."""
+        self.backend.copy_prefix(leader.slot, follower.slot, len(leader.prompt))
+        follower.n_past = len(leader.prompt)
+        self._sample(follower, index)
 
     def _sample(self, seq: Sequence, index: int) -> None:
         token = seq.sampler.sample(index)
         seq.state = SeqState.DECODE
         self._stats.generated_tokens += 1
-        deltas, reason = seq.accept(token, self.backend.piece(token), self.backend.is_eog(token))
+        logprob = None
+        if seq.logprobs is not None:
+            value, top = self.backend.logprobs(index, token, seq.logprobs)
+            logprob = (value, [self._top_logprob(t, lp) for t, lp in top])
+        deltas, reason = seq.accept(token, self.backend.piece(token), self.backend.is_eog(token), logprob)
         self._outbox.extend((seq.sink, delta) for delta in deltas)
         if reason is not None:
             self._finish(seq, reason)
+
+    def _top_logprob(self, token: int, logprob: float) -> TopLogprob:
+        piece = self.backend.piece(token)
+        return TopLogprob(piece.decode("utf-8", errors="replace"), piece, logprob)
 
     def _finish(self, seq: Sequence, reason: FinishReason) -> None:
         if seq.state is SeqState.DONE:
@@ -285,11 +330,16 @@ class Engine:
             seq.sampler = None
         if seq in self._running:
             self._running.remove(seq)
+        if reason not in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS):
+            for follower in seq.followers:  # never started: they go down with their leader
+                if follower.state is SeqState.FOLLOW:
+                    self._finish(follower, reason)
         elif seq in self._waiting:
             self._waiting.remove(seq)
         seq.state = SeqState.DONE
         usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated, cached_tokens=seq.n_cached)
-        self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage, stop_sequence=seq.stop.matched)))
+        self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage, stop_sequence=seq.stop.matched,
+                                             choice=seq.choice)))
 
     def _flush_outbox(self) -> None:
         """Hand this step's deltas to their event loops: one wake-up per loop, not per token."""

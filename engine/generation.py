@@ -12,15 +12,23 @@ if TYPE_CHECKING:
 
 
 class Generation:
-    """Iterate to receive Deltas; the last one has finish_reason and usage. close() aborts the
-    request if it is still running (a client went away), freeing its KV cells at the next step."""
+    """Iterate to receive Deltas, tagged with their choice; each choice ends with a Delta that has
+    finish_reason and that choice's usage. close() aborts the request if it is still running (a
+    client went away), freeing its KV cells at the next step."""
 
-    def __init__(self, engine: Engine, seq_id: int, prompt_tokens: int, queue: asyncio.Queue[Delta]):
-        self.id = seq_id
+    def __init__(self, engine: Engine, seq_ids: list[int], prompt_tokens: int, queue: asyncio.Queue[Delta]):
+        self.ids = seq_ids
+        self.n = len(seq_ids)  # choices; the generation is over when each has finished
         self.prompt_tokens = prompt_tokens
         self._engine = engine
         self._queue = queue
+        self._finished = 0
         self._done = False
+
+    def _note(self, delta: Delta) -> None:
+        if delta.finish_reason is not None:
+            self._finished += 1
+            self._done = self._finished == self.n
 
     def __aiter__(self) -> Generation:
         return self
@@ -29,8 +37,7 @@ class Generation:
         if self._done:
             raise StopAsyncIteration
         delta = await self._queue.get()
-        if delta.finish_reason is not None:
-            self._done = True
+        self._note(delta)
         return delta
 
     async def next_batch(self, timeout: float | None = None) -> list[Delta] | None:
@@ -47,17 +54,21 @@ class Generation:
         else:
             first = queue.get_nowait()
         deltas = [first]
-        while first.finish_reason is None and not queue.empty():
-            first = queue.get_nowait()
-            deltas.append(first)
-        if first.finish_reason is not None:
-            self._done = True
+        self._note(first)
+        while not self._done and not queue.empty():
+            delta = queue.get_nowait()
+            self._note(delta)
+            deltas.append(delta)
         return deltas
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def close(self) -> None:
         if not self._done:
             self._done = True
-            self._engine.abort(self.id)
+            self._engine.abort(self.ids)
 
     async def __aenter__(self) -> Generation:
         return self

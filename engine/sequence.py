@@ -9,11 +9,12 @@ from typing import Any
 from .detokenizer import Detokenizer
 from .stopping import StopMatcher
 from .toolparser import ToolCallParser
-from .types import Delta, FinishReason, SamplingParams
+from .types import Delta, FinishReason, SamplingParams, TokenLogprob, TopLogprob
 
 
 class SeqState(enum.Enum):
     WAITING = "waiting"  # queued, no slot yet
+    FOLLOW = "follow"  # has a slot; gets its leader's prompt cells once the leader has them
     PREFILL = "prefill"  # has a slot, prompt not fully in the KV cache
     DECODE = "decode"  # generating one token per step
     DONE = "done"
@@ -38,17 +39,26 @@ class Sequence:
     detok: Detokenizer = field(default_factory=Detokenizer)
     grammar: Any = None  # tools.Grammar for constrained output, else None
     parser: ToolCallParser | None = None  # splits tool calls out of the text when tools are on
+    logprobs: int | None = None  # top alternatives per token when logprobs are asked for
+    lp_pending: list[TokenLogprob] = field(default_factory=list)  # entries whose text is not sent yet
+    lp_sent: int = 0  # characters of lp_pending[0]'s text already sent
+    choice: int = 0
+    followers: list[Sequence] = field(default_factory=list)  # choices 1..n-1, sharing this prompt
 
     @property
     def prompt_left(self) -> int:
         return len(self.prompt) - self.n_past
 
-    def accept(self, token: int, piece: bytes, eog: bool) -> tuple[list[Delta], FinishReason | None]:
+    def accept(self, token: int, piece: bytes, eog: bool,
+               logprob: tuple[float, list[TopLogprob]] | None = None) -> tuple[list[Delta], FinishReason | None]:
         """Take one sampled token: the Deltas that may be sent now, and why it ends if it does."""
         self.n_generated += 1
         if eog:
             return self._render(self._drain(), True), self._final_reason(FinishReason.STOP)
-        text = self.stop.push(self.detok.push(piece))
+        decoded = self.detok.push(piece)
+        if logprob is not None:
+            self.lp_pending.append(TokenLogprob(decoded, piece, logprob[0], logprob[1]))
+        text = self.stop.push(decoded)
         if self.stop.matched is not None:
             return self._render(text, True), self._final_reason(FinishReason.STOP)
         if self.n_generated >= self.max_tokens:
@@ -61,9 +71,35 @@ class Sequence:
 
     def _render(self, text: str, final: bool) -> list[Delta]:
         if self.parser is None:
-            return [Delta(text=text)] if text else []
+            if self.logprobs is None:
+                return [Delta(text=text, choice=self.choice)] if text else []
+            entries = self._release_logprobs(len(text), final)
+            return [Delta(text=text, logprobs=entries, choice=self.choice)] if text or entries else []
         deltas = self.parser.push(text) if text else []
-        return deltas + self.parser.finish() if final else deltas
+        deltas = deltas + self.parser.finish() if final else deltas
+        for delta in deltas:
+            delta.choice = self.choice
+        return deltas
+
+    def _release_logprobs(self, n_chars: int, final: bool) -> list[TokenLogprob]:
+        """The entries whose text the last `n_chars` sent characters complete. At the end, a
+        token cut by a stop string keeps only the part of its text that was sent."""
+        out: list[TokenLogprob] = []
+        while self.lp_pending:
+            head = self.lp_pending[0]
+            left = len(head.token) - self.lp_sent
+            if left <= n_chars:
+                n_chars -= left
+                out.append(self.lp_pending.pop(0))
+                self.lp_sent = 0
+                continue
+            self.lp_sent += n_chars
+            if final and self.lp_sent:
+                out.append(TokenLogprob(head.token[: self.lp_sent], head.bytes, head.logprob, head.top))
+            break
+        if final:
+            self.lp_pending.clear()
+        return out
 
     def _final_reason(self, reason: FinishReason) -> FinishReason:
         if reason is FinishReason.STOP and self.parser is not None and self.parser.calls:

@@ -41,6 +41,12 @@ class SlotPool:
         self._cached.pop(slot, None)
         return slot, min(best_len, len(prompt) - 1), source
 
+    def acquire_empty(self) -> int:
+        """The least recently used free slot, for a sequence that brings its own cells."""
+        slot = self._free.pop(0)
+        self._cached.pop(slot, None)
+        return slot
+
     def release(self, slot: int, cached: list[int]) -> None:
         self._free.append(slot)
         if cached:

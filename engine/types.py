@@ -74,6 +74,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     repetition_penalty: float = 1.0
     seed: int | None = None
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> bias; -100 bans
 
 
 @dataclass(slots=True)
@@ -86,6 +87,8 @@ class GenerateRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    logprobs: int | None = None  # None: off; else how many top alternatives per token (0..20)
+    n: int = 1  # choices: sequences sharing one prefilled prompt, each with its own sampler
 
 
 @dataclass(slots=True)
@@ -97,6 +100,24 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class TopLogprob:
+    token: str
+    bytes: bytes
+    logprob: float
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    """One generated token: `token` is the text it added to the content (a token that ends
+    mid-character adds "", the next one the whole character), `bytes` its own raw bytes."""
+
+    token: str
+    bytes: bytes
+    logprob: float
+    top: list[TopLogprob] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -114,7 +135,9 @@ class Delta:
     """A piece of a generation. The last one has finish_reason set and carries the final usage."""
 
     text: str = ""
+    choice: int = 0  # which of the request's n choices this belongs to
     tool_call: ToolCallDelta | None = None
+    logprobs: list[TokenLogprob] | None = None  # when asked for: the tokens making up `text`
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     stop_sequence: str | None = None  # the stop string that ended it, if one did

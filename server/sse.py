@@ -51,7 +51,7 @@ async def frames(gen: Generation, renderer: StreamRenderer) -> AsyncIterator[byt
             for delta in deltas:
                 out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
             yield b"".join(out)
-            if deltas[-1].finish_reason:
+            if gen.done:
                 return
     finally:
         gen.close()
@@ -67,7 +67,7 @@ async def collect(gen: Generation, request: Request) -> list[Delta] | None:
 
     async def run() -> list[Delta]:
         deltas = [delta async for delta in gen]
-        if not deltas or deltas[-1].finish_reason is None:
+        if not gen.done:
             raise RuntimeError("generation ended without a finish")
         return deltas
 

@@ -57,6 +57,9 @@ class FakeBackend:
         self.samplers.append(sampler)
         return sampler
 
+    def logprobs(self, index: int, token: int, top_n: int):
+        return -0.5, [(token, -0.5), (EOG, -2.0)][:top_n]
+
     def piece(self, token: int) -> bytes:
         return bytes([token]) if token != EOG else b""
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from engine import ContextLengthExceeded, Engine, FinishReason, GenerateRequest, Message, SamplingParams
+from engine import ContextLengthExceeded, Engine, FinishReason, GenerateRequest, InvalidRequest, Message, SamplingParams
 from engine.chat_template import ChatTemplate
 from engine.config import ModelSpec, Source
 
@@ -179,3 +179,34 @@ async def test_prefix_of_a_running_sequence_is_shared_not_recomputed(engine, bac
     long_running.close()
     assert final.usage.cached_tokens == len(system)
     assert backend.copies and backend.copies[-1][2] == len(system)
+
+
+async def test_logprob_tokens_concatenate_to_the_content_even_around_a_stop(engine, backend):
+    backend.scripts[6] = "añb STOP x".encode()  # ñ is two bytes: two tokens, one character
+    gen = await engine.submit(GenerateRequest(messages=[Message("user", "q")], sampling=SamplingParams(seed=6),
+                                              stop=["b ST"], logprobs=2))
+    deltas = [d async for d in gen]
+    text = "".join(d.text for d in deltas)
+    entries = [e for d in deltas for e in d.logprobs or []]
+    assert text == "añ"
+    assert "".join(e.token for e in entries) == text
+    assert [e.bytes for e in entries[:3]] == [b"a", "ñ".encode()[:1], "ñ".encode()[1:]]
+    assert all(len(e.top) == 2 for e in entries)
+
+
+async def test_n_choices_prefill_once_and_copy_the_prompt(engine, backend):
+    gen = await engine.submit(GenerateRequest(messages=[Message("user", "twelve chars")], n=3,
+                                              sampling=SamplingParams(seed=1)))
+    deltas = [d async for d in gen]
+    finals = [d for d in deltas if d.finish_reason]
+    assert sorted(d.choice for d in finals) == [0, 1, 2]
+    assert {"".join(d.text for d in deltas if d.choice == i) for i in range(3)} == {"abc"}
+    prompt_positions = sum(len(ids) for ids in backend.decodes[:1])
+    assert prompt_positions == len("twelve chars")  # one prefill, not three
+    assert len(backend.copies) == 2
+    assert engine.stats().free_slots == backend.n_seq
+
+
+async def test_n_larger_than_the_slots_is_refused(engine, backend):
+    with pytest.raises(InvalidRequest):
+        await engine.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq + 1))

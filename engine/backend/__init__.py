@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import llama_cpp as ll
+import numpy as np
 
 from ..errors import InvalidRequest, ModelLoadFailed
 from ..types import SamplingParams
@@ -26,6 +27,7 @@ _backend_lock = threading.Lock()
 
 # Tokens considered by repetition/frequency/presence penalties: llama.cpp's own default window.
 PENALTY_LAST_N = 64
+BAN = -100.0  # the OpenAI logit_bias value that means "never this token"
 
 
 def _init_backend() -> None:
@@ -210,6 +212,13 @@ class Backend:
         return ll.llama_sampler_init_grammar_lazy_patterns(
             self._vocab, gbnf, root, patterns, len(grammar.triggers), None, 0)
 
+    def _logit_bias_sampler(self, biases: dict[int, float]) -> ll.llama_sampler_p:
+        entries = (ll.llama_logit_bias * len(biases))()
+        for entry, (token, bias) in zip(entries, biases.items()):
+            entry.token = token
+            entry.bias = float("-inf") if bias <= BAN else bias  # -100 must ban, not just discourage
+        return ll.llama_sampler_init_logit_bias(self.n_vocab, len(biases), entries)
+
     def check_grammar(self, grammar: Any) -> None:
         """Raise InvalidRequest if llama.cpp cannot parse the grammar."""
         sampler = self._grammar_sampler(grammar)
@@ -224,6 +233,8 @@ class Backend:
         add = ll.llama_sampler_chain_add
         if grammar is not None:
             add(chain, self._grammar_sampler(grammar))
+        if params.logit_bias:
+            add(chain, self._logit_bias_sampler(params.logit_bias))
         if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
             add(chain, ll.llama_sampler_init_penalties(
                 self.n_vocab, PENALTY_LAST_N, params.repetition_penalty,
@@ -241,6 +252,18 @@ class Backend:
             add(chain, ll.llama_sampler_init_temp(params.temperature))
             add(chain, ll.llama_sampler_init_dist(_dist_seed(params.seed)))
         return Sampler(chain, self._ctx)
+
+    def logprobs(self, batch_index: int, token: int, top_n: int) -> tuple[float, list[tuple[int, float]]]:
+        """The token's log-probability under the model's own distribution (log-softmax of the raw
+        logits row, before any sampler), and the top_n most likely tokens with theirs."""
+        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self._ctx, batch_index), shape=(self.n_vocab,))
+        peak = float(row.max())
+        lse = peak + float(np.log(np.exp(row - peak).sum()))
+        top: list[tuple[int, float]] = []
+        if top_n:
+            ids = np.argpartition(row, -top_n)[-top_n:]
+            top = sorted(((int(t), float(row[t]) - lse) for t in ids), key=lambda p: -p[1])
+        return float(row[token]) - lse, top
 
     def remove_sequence(self, seq: int, from_pos: int = 0) -> bool:
         """Drop the sequence's KV cells from position `from_pos` on; False if it cannot."""

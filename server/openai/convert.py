@@ -37,7 +37,7 @@ def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> Generat
     given = {name: getattr(body, name) for name in SAMPLING_FIELDS if getattr(body, name) is not None}
     return GenerateRequest(
         messages=[to_message(i, m) for i, m in enumerate(body.messages)],
-        sampling=dataclasses.replace(defaults, **given),
+        sampling=dataclasses.replace(defaults, **given, logit_bias=to_logit_bias(body.logit_bias)),
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=to_stop(body.stop),
         tools=[ToolSpec(t.function.name, t.function.description, t.function.parameters or
@@ -46,6 +46,8 @@ def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> Generat
         tool_choice=to_tool_choice(body),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=to_response_format(body),
+        logprobs=to_logprobs(body),
+        n=body.n,
     )
 
 
@@ -73,14 +75,44 @@ def refuse_unsupported(body: ChatCompletionRequest) -> None:
     """Parameters that would change the answer but are not implemented yet: a 400 that names them,
     never a silent ignore. A value that asks for nothing (n=1, logprobs=false...) is fine."""
     inert = {
-        "n": body.n == 1,
-        "logprobs": not body.logprobs,
-        "top_logprobs": body.top_logprobs is None,
-        "logit_bias": not body.logit_bias,
+        "audio": body.audio is None,
+        "modalities": body.modalities in (None, ["text"]),
+        "prediction": body.prediction is None,
+        "web_search_options": body.web_search_options is None,
+        "functions": not body.functions,
+        "function_call": body.function_call in (None, "none"),
+        "verbosity": body.verbosity in (None, "medium"),
     }
     for name, ok in inert.items():
         if not ok:
-            raise ApiError(400, f"'{name}' is not supported by this server yet", param=name, code="unsupported_parameter")
+            raise ApiError(400, f"'{name}' is not supported by this server", param=name, code="unsupported_parameter")
+
+
+def to_logprobs(body: ChatCompletionRequest) -> int | None:
+    if body.top_logprobs is not None and not body.logprobs:
+        raise ApiError(400, "'top_logprobs' needs 'logprobs': true", param="top_logprobs")
+    if not body.logprobs:
+        return None
+    if body.tools and body.tool_choice != "none":
+        raise ApiError(400, "'logprobs' cannot be combined with tools on this server", param="logprobs")
+    return body.top_logprobs or 0
+
+
+def logprobs_body(deltas: list[Delta]) -> list[dict]:
+    return [{"token": e.token, "logprob": e.logprob, "bytes": list(e.bytes),
+             "top_logprobs": [{"token": t.token, "logprob": t.logprob, "bytes": list(t.bytes)} for t in e.top]}
+            for d in deltas for e in d.logprobs or []]
+
+
+def to_logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
+    out = {}
+    for key, value in (bias or {}).items():
+        if not key.lstrip("-").isdigit():
+            raise ApiError(400, f"logit_bias keys are token ids; got {key!r}", param="logit_bias")
+        if not -100 <= value <= 100:
+            raise ApiError(400, f"logit_bias values lie in -100..100; got {value}", param="logit_bias")
+        out[int(key)] = float(value)
+    return out
 
 
 def to_message(index: int, msg: ChatMessage) -> Message:
@@ -124,27 +156,38 @@ def call_id(engine_id: str) -> str:
     return f"call_{engine_id}"
 
 
-def completion_body(model: str, deltas: list[Delta]) -> dict | None:
-    final = deltas[-1]
-    if final.finish_reason not in FINISH_REASONS:
-        return None
+def total_usage(finals: list[Delta]) -> Usage:
+    """The request's usage: the shared prompt once, every choice's completion tokens."""
+    first = finals[0].usage or Usage()
+    return Usage(prompt_tokens=first.prompt_tokens, cached_tokens=first.cached_tokens,
+                 completion_tokens=sum((f.usage or Usage()).completion_tokens for f in finals))
+
+
+def choice_body(index: int, deltas: list[Delta], logprobs: bool) -> dict:
     text, calls = assemble(deltas)
     message: dict = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
     if calls:
         message["tool_calls"] = [{"id": call_id(c.id), "type": "function",
                                   "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
     return {
+        "index": index,
+        "message": message,
+        "logprobs": {"content": logprobs_body(deltas), "refusal": None} if logprobs else None,
+        "finish_reason": FINISH_REASONS[deltas[-1].finish_reason],
+    }
+
+
+def completion_body(model: str, deltas: list[Delta], logprobs: bool = False) -> dict | None:
+    finals = sorted((d for d in deltas if d.finish_reason is not None), key=lambda d: d.choice)
+    if any(f.finish_reason not in FINISH_REASONS for f in finals):
+        return None
+    return {
         "id": new_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": None,
-            "finish_reason": FINISH_REASONS[final.finish_reason],
-        }],
-        "usage": usage_body(final.usage or Usage()),
+        "choices": [choice_body(f.choice, [d for d in deltas if d.choice == f.choice], logprobs) for f in finals],
+        "usage": usage_body(total_usage(finals)),
         "system_fingerprint": None,
     }
 
@@ -159,26 +202,31 @@ def tool_call_chunk(delta: Delta) -> dict:
 
 
 class ChunkRenderer:
-    """Renders one generation as `chat.completion.chunk` SSE frames."""
+    """Renders one generation (n choices) as `chat.completion.chunk` SSE frames."""
 
-    def __init__(self, model: str, include_usage: bool):
+    def __init__(self, model: str, include_usage: bool, n: int = 1):
         self._base = {"id": new_id(), "object": "chat.completion.chunk", "created": int(time.time()),
                       "model": model, "system_fingerprint": None}
         self._include_usage = include_usage
+        self._n = n
+        self._finals: list[Delta] = []
 
-    def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
-        chunk = {**self._base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+    def _chunk(self, index: int, delta: dict, finish_reason: str | None = None, logprobs: list[dict] | None = None) -> bytes:
+        lp = {"content": logprobs, "refusal": None} if logprobs is not None else None
+        choice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish_reason}
+        chunk = {**self._base, "choices": [choice]}
         if self._include_usage:
             chunk["usage"] = None
         return sse.data(chunk)
 
     def start(self) -> list[bytes]:
-        return [self._chunk({"role": "assistant", "content": ""})]
+        return [self._chunk(i, {"role": "assistant", "content": ""}) for i in range(self._n)]
 
     def on_delta(self, delta: Delta) -> list[bytes]:
-        frames = [self._chunk({"content": delta.text})] if delta.text else []
+        lp = logprobs_body([delta]) if delta.logprobs is not None else None
+        frames = [self._chunk(delta.choice, {"content": delta.text}, logprobs=lp)] if delta.text or lp else []
         if delta.tool_call is not None:
-            frames.append(self._chunk({"tool_calls": [tool_call_chunk(delta)]}))
+            frames.append(self._chunk(delta.choice, {"tool_calls": [tool_call_chunk(delta)]}))
         return frames
 
     def on_finish(self, delta: Delta) -> list[bytes]:
@@ -188,9 +236,12 @@ class ChunkRenderer:
             frames.append(sse.data({"error": {"message": "generation failed", "type": "server_error",
                                               "param": None, "code": None}}))
             return frames
-        frames.append(self._chunk({}, reason))
+        frames.append(self._chunk(delta.choice, {}, reason))
+        self._finals.append(delta)
+        if len(self._finals) < self._n:
+            return frames
         if self._include_usage:
-            frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(delta.usage or Usage())}))
+            frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(total_usage(self._finals))}))
         frames.append(sse.DONE)
         return frames
 

@@ -100,5 +100,18 @@ class ChatCompletionRequest(BaseModel):
 
     # Parameters of the reference that later work implements; refused by name until then.
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     logit_bias: dict[str, float] | None = None
+    # In the reference, not implemented here: refused by name when they would change the reply.
+    audio: dict[str, Any] | None = None
+    modalities: list[str] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: Any = None
+    verbosity: str | None = None
+    # In the reference, with nothing to change on a local server: accepted.
+    store: bool | None = None
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None

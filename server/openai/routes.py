@@ -18,8 +18,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await respond(request, gen, body.stream,
-                         lambda: convert.ChunkRenderer(engine.spec.id, include_usage),
-                         lambda deltas: convert.completion_body(engine.spec.id, deltas))
+                         lambda: convert.ChunkRenderer(engine.spec.id, include_usage, body.n),
+                         lambda deltas: convert.completion_body(engine.spec.id, deltas, bool(body.logprobs)))
 
 
 def model_card(request: Request, model_id: str) -> dict:
