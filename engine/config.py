@@ -40,6 +40,7 @@ class ModelSpec:
     n_threads: int | None = None  # None: every core
     n_batch: int = 512  # tokens per decode step (the prefill budget)
     kv_unified: bool = False  # one KV pool for all sequences instead of a stream each
+    prefix_cache: bool = True  # reuse KV cells of prompt prefixes computed before
     chat_template: str | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
@@ -51,6 +52,7 @@ class ModelsConfig:
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
+_BOOL_FIELDS = ("kv_unified", "prefix_cache")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 
 
@@ -104,7 +106,7 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ConfigError(f"{where}: field 'id' is required and must be a non-empty string")
     where = f"{path}: model {model_id!r}"
-    known = {"id", "aliases", "source", "chat_template", "sampling", "kv_unified", *_INT_FIELDS}
+    known = {"id", "aliases", "source", "chat_template", "sampling", *_BOOL_FIELDS, *_INT_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -119,10 +121,11 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"{where}: field {name!r} must be an integer >= {minimum}")
             kwargs[name] = value
-    if "kv_unified" in raw:
-        if not isinstance(raw["kv_unified"], bool):
-            raise ConfigError(f"{where}: field 'kv_unified' must be true or false")
-        kwargs["kv_unified"] = raw["kv_unified"]
+    for name in _BOOL_FIELDS:
+        if name in raw:
+            if not isinstance(raw[name], bool):
+                raise ConfigError(f"{where}: field {name!r} must be true or false")
+            kwargs[name] = raw[name]
     if "chat_template" in raw:
         if not isinstance(raw["chat_template"], str):
             raise ConfigError(f"{where}: field 'chat_template' must be a string")

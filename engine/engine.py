@@ -74,7 +74,7 @@ class Engine:
         self._closing = False
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._running: list[Sequence] = []
-        self._slots = SlotPool(backend.n_seq)
+        self._slots = SlotPool(backend.n_seq, enabled=spec.prefix_cache)
         self._outbox: list[tuple[Any, Delta]] = []
         self._stats = EngineStats()
         self._thread = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
@@ -320,7 +320,7 @@ class Engine:
             return
         if seq.slot >= 0:
             # A finished sequence's cells stay as a prefix cache; an aborted or failed one's go.
-            keep = reason in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS)
+            keep = self._slots.enabled and reason in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS)
             if not keep:
                 self.backend.remove_sequence(seq.slot)
             self._slots.release(seq.slot, seq.kv_tokens() if keep else [])

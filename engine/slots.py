@@ -16,9 +16,10 @@ class SlotPool:
     prefilled only from the first token that differs; the shared prefix is found in idle and
     running slots alike."""
 
-    def __init__(self, n_slots: int):
+    def __init__(self, n_slots: int, enabled: bool = True):
         self._free: list[int] = list(range(n_slots))
         self._cached: dict[int, list[int]] = {}
+        self.enabled = enabled
 
     def __len__(self) -> int:
         return len(self._free)
@@ -32,7 +33,8 @@ class SlotPool:
         preferred, else the least recently used one. At least one prompt token is always left
         to compute, because its logits give the first generated token."""
         source, best_len = -1, 0
-        for slot, tokens in (*self._cached.items(), *live.items()):
+        candidates = (*self._cached.items(), *live.items()) if self.enabled else ()
+        for slot, tokens in candidates:
             n = common_prefix_len(tokens, prompt)
             if n > best_len:
                 source, best_len = slot, n
@@ -49,7 +51,7 @@ class SlotPool:
 
     def release(self, slot: int, cached: list[int]) -> None:
         self._free.append(slot)
-        if cached:
+        if cached and self.enabled:
             self._cached[slot] = cached
 
     @property

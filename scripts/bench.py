@@ -4,6 +4,7 @@ Usage:
     python scripts/bench.py BASE_URL MODEL [--concurrency N[,N...]] [--requests M]
         [--max-tokens K] [--peer llama-cpp-python] [--gguf PATH] [--threads T]
         [--peer-n-ctx C] [--prompt TEXT] [--no-warmup] [--json PATH]
+        [--shared-prefix N] [--also NAME=URL ...]
 
 Example:
     python scripts/bench.py http://127.0.0.1:8080 smollm2 --concurrency 1,8 \
@@ -84,13 +85,30 @@ class Rejected(Exception):
     """The server answered the request with an HTTP error."""
 
 
-async def one_request(client: httpx.AsyncClient, model, args, use_usage) -> tuple[float | None, int]:
+QUESTIONS = ["What is rule 3 about?", "Summarise the handbook in one line.", "Which rule covers refunds?",
+             "How should I greet a customer?", "What does rule 12 say?", "Name two rules about safety.",
+             "Is overtime allowed?", "Who approves holidays?"]
+
+
+def shared_system_prompt(n_tokens: int) -> str:
+    """A deterministic system prompt of roughly n_tokens tokens (about 12 per sentence)."""
+    return " ".join(f"Rule {i}: answer politely and cite handbook section {i} when asked." for i in range(n_tokens // 12))
+
+
+def messages_for(args, index: int) -> list[dict]:
+    if not args.shared_prefix:
+        return [{"role": "user", "content": args.prompt}]
+    return [{"role": "system", "content": shared_system_prompt(args.shared_prefix)},
+            {"role": "user", "content": f"Request {index}. {QUESTIONS[index % len(QUESTIONS)]}"}]
+
+
+async def one_request(client: httpx.AsyncClient, model, args, use_usage, index: int = 0) -> tuple[float | None, int]:
     """Stream one chat completion; return (ttft seconds or None, completion tokens).
 
     A plain httpx SSE reader rather than the openai SDK: the SDK builds pydantic objects per
     chunk, and on a 2-core machine that client CPU would be taken from the server under test,
     more so for whichever server streams more tokens per second."""
-    body = {"model": model, "messages": [{"role": "user", "content": args.prompt}],
+    body = {"model": model, "messages": messages_for(args, index),
             "max_tokens": args.max_tokens, "temperature": 0, "stream": True}
     if use_usage:
         body["stream_options"] = {"include_usage": True}
@@ -133,12 +151,12 @@ async def run_level(name, base_url, model, conc, n_req, args) -> LevelResult:
         sem = asyncio.Semaphore(conc)
         ttfts, tokens, errors = [], 0, 0
 
-        async def worker():
+        async def worker(index: int):
             nonlocal tokens, errors
             async with sem:
                 try:
                     ttft, n = await asyncio.wait_for(
-                        one_request(client, model, args, use_usage), REQUEST_TIMEOUT_S)
+                        one_request(client, model, args, use_usage, index + 1), REQUEST_TIMEOUT_S)
                 except Exception as exc:  # noqa: BLE001 - report and keep going
                     errors += 1
                     print(f"  {name}: request failed: {exc!r}", file=sys.stderr)
@@ -151,7 +169,7 @@ async def run_level(name, base_url, model, conc, n_req, args) -> LevelResult:
                 ttfts.append(ttft)
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(n_req)))
+        await asyncio.gather(*(worker(i) for i in range(n_req)))
         wall = time.perf_counter() - t0
     finally:
         await client.aclose()
@@ -215,7 +233,8 @@ def ratio_line(ours: LevelResult, peer: LevelResult) -> str:
     tok = f"x{ours.tok_s / peer.tok_s:.2f}" if peer.tok_s else "n/a"
     ttft = (f"x{peer.ttft_p95 / ours.ttft_p95:.2f}"
             if ours.ttft_p95 and peer.ttft_p95 is not None else "n/a")
-    return f"ratio (ggserve/peer) conc {ours.concurrency}: tok/s {tok}, ttft_p95 peer/ggserve {ttft}"
+    return (f"ratio (ggserve/{peer.server}) conc {ours.concurrency}: tok/s {tok}, "
+            f"ttft_p95 {peer.server}/ggserve {ttft}")
 
 
 def report(results: list[LevelResult]) -> None:
@@ -227,8 +246,8 @@ def report(results: list[LevelResult]) -> None:
     for row in [head, *rows]:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths))))
-    ratios = [ratio_line(a, b) for a, b in zip(results, results[1:])
-              if a.server == "ggserve" and b.server == PEER_NAME]
+    ratios = [ratio_line(a, b) for a in results if a.server == "ggserve"
+              for b in results if b.server != "ggserve" and b.concurrency == a.concurrency]
     print(*ratios, sep="\n")
     print("\n| " + " | ".join(head) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
@@ -252,6 +271,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--prompt", default="Write a long story about a lighthouse keeper.")
     p.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", help="also write results as JSON to this path")
+    p.add_argument("--shared-prefix", type=int, default=0, metavar="N",
+                   help="every request shares a ~N-token system prompt and asks its own question")
+    p.add_argument("--also", action="append", default=[], metavar="NAME=URL",
+                   help="benchmark another running server in the same run (repeatable)")
     args = p.parse_args(argv)
     try:
         args.levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
@@ -274,6 +297,7 @@ def main(argv=None) -> None:
         for conc in args.levels:
             n_req = args.requests or 2 * conc
             targets = [("ggserve", args.base_url, args.model)]
+            targets += [(name, url, args.model) for name, url in (a.split("=", 1) for a in args.also)]
             if peer:
                 targets.append((PEER_NAME, peer_base, peer_model))
             for name, base, model in targets:

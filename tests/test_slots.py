@@ -41,3 +41,10 @@ def test_a_prefix_held_by_a_running_slot_is_shared_into_a_free_one():
     running, *_ = take(pool, [1])
     slot, reuse, source = take(pool, [7, 7, 7, 8], live={running: [7, 7, 7, 9, 9]})
     assert (slot != running, reuse, source) == (True, 3, running)
+
+
+def test_a_disabled_cache_never_reuses():
+    pool = SlotPool(1, enabled=False)
+    slot, *_ = take(pool, [1])
+    pool.release(slot, [1, 2, 3])
+    assert take(pool, [1, 2, 3, 4]) == (slot, 0, -1) and pool.cached_tokens == 0
