@@ -41,6 +41,7 @@ class ModelSpec:
     n_batch: int = 512  # tokens per decode step (the prefill budget)
     kv_unified: bool = False  # one KV pool for all sequences instead of a stream each
     prefix_cache: bool = True  # reuse KV cells of prompt prefixes computed before
+    embedding: bool = False  # serve /v1/embeddings (pooled vectors) instead of generating text
     chat_template: str | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
@@ -52,7 +53,7 @@ class ModelsConfig:
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
-_BOOL_FIELDS = ("kv_unified", "prefix_cache")
+_BOOL_FIELDS = ("kv_unified", "prefix_cache", "embedding")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 
 

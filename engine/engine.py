@@ -92,6 +92,8 @@ class Engine:
 
     def tokenize_prompt(self, request: GenerateRequest) -> list[int]:
         """Render the chat template and tokenize; raises before anything is queued."""
+        if request.prompt is not None:
+            return self.backend.tokenize(request.prompt, self._adds_bos)
         messages, tools = self.tooling.prepare(request)
         text = self.template.render(messages, tools)
         add_bos = self._adds_bos and not (self._bos_text and text.startswith(self._bos_text))

@@ -9,26 +9,31 @@ from typing import Callable
 from .backend import Backend
 from .chat_template import ChatTemplate
 from .config import ModelsConfig, ModelSpec
+from .embeddings import EmbeddingEngine
 from .engine import Engine
-from .errors import ModelNotFound
+from .errors import InvalidRequest, ModelNotFound
 from .sources import resolve
 
 log = logging.getLogger(__name__)
 
 
-def load_engine(spec: ModelSpec) -> Engine:
+def load_engine(spec: ModelSpec) -> Engine | EmbeddingEngine:
     """Resolve the GGUF, load it into llama.cpp and start the engine's worker (blocking)."""
     path = resolve(spec.id, spec.source)
     backend = Backend(
         path,
         n_ctx_per_seq=spec.n_ctx,
         n_seq=spec.parallel,
-        n_batch=spec.n_batch,
+        # Pooled embeddings need each input whole in one decode.
+        n_batch=max(spec.n_batch, spec.n_ctx) if spec.embedding else spec.n_batch,
         n_threads=spec.n_threads,
         n_gpu_layers=spec.n_gpu_layers,
         kv_unified=spec.kv_unified,
+        embeddings=spec.embedding,
         model_id=spec.id,
     )
+    if spec.embedding:
+        return EmbeddingEngine(spec, backend, adds_bos=backend.adds_bos)
     if spec.n_ctx > backend.n_ctx_train > 0:
         log.warning("%s: n_ctx %d is beyond the %d tokens it was trained on", spec.id, spec.n_ctx, backend.n_ctx_train)
     template = ChatTemplate(
@@ -40,11 +45,11 @@ def load_engine(spec: ModelSpec) -> Engine:
 
 
 class Registry:
-    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], Engine] = load_engine):
+    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], Engine | EmbeddingEngine] = load_engine):
         self.config = config
         self._loader = loader
         self._by_name = {name: spec for spec in config.models for name in (spec.id, *spec.aliases)}
-        self._engines: dict[str, Engine] = {}
+        self._engines: dict[str, Engine | EmbeddingEngine] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     @property
@@ -57,10 +62,24 @@ class Registry:
             raise ModelNotFound(name)
         return spec
 
-    def loaded(self, model_id: str) -> Engine | None:
+    def loaded(self, model_id: str) -> Engine | EmbeddingEngine | None:
         return self._engines.get(model_id)
 
     async def get(self, name: str) -> Engine:
+        """The generating engine for `name`; an embedding model is a 400 here."""
+        engine = await self.get_any(name)
+        if not isinstance(engine, Engine):
+            raise InvalidRequest(f"model '{name}' is an embedding model: use /v1/embeddings", param="model")
+        return engine
+
+    async def get_embedder(self, name: str) -> EmbeddingEngine:
+        engine = await self.get_any(name)
+        if not isinstance(engine, EmbeddingEngine):
+            raise InvalidRequest(f"model '{name}' is not marked for embeddings (embedding: true in models.yaml)",
+                                 param="model")
+        return engine
+
+    async def get_any(self, name: str) -> Engine | EmbeddingEngine:
         spec = self.spec(name)
         engine = self._engines.get(spec.id)
         if engine is not None:
@@ -73,8 +92,8 @@ class Registry:
                 self._engines[spec.id] = engine
         return engine
 
-    async def get_default(self) -> Engine:
-        return await self.get(self.config.default)
+    async def get_default(self) -> Engine | EmbeddingEngine:
+        return await self.get_any(self.config.default)
 
     def close(self) -> None:
         for engine in self._engines.values():

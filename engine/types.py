@@ -79,7 +79,8 @@ class SamplingParams:
 
 @dataclass(slots=True)
 class GenerateRequest:
-    messages: list[Message]
+    messages: list[Message] = field(default_factory=list)
+    prompt: str | None = None  # raw text, no chat template (legacy completions); wins over messages
     sampling: SamplingParams = field(default_factory=SamplingParams)
     max_tokens: int | None = None  # None: until EOG or the context is full
     stop: list[str] = field(default_factory=list)

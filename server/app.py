@@ -16,6 +16,7 @@ from engine import ModelsConfig, Registry, builtin_default, load_models, single_
 
 from . import errors
 from .anthropic.routes import router as anthropic_router
+from .openai.embeddings import router as embeddings_router
 from .openai.routes import router as openai_router
 from .settings import Settings
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     errors.install(app)
     app.include_router(openai_router)
     app.include_router(anthropic_router)
+    app.include_router(embeddings_router)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

@@ -77,6 +77,7 @@ class Backend:
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         kv_unified: bool = False,
+        embeddings: bool = False,
         model_id: str = "",
     ):
         _init_backend()
@@ -102,6 +103,11 @@ class Backend:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.kv_unified = kv_unified
+        if embeddings:
+            # Pooled sentence vectors; a model without its own pooling gets mean pooling.
+            cparams.embeddings = True
+            if cparams.pooling_type == ll.LLAMA_POOLING_TYPE_UNSPECIFIED:
+                cparams.pooling_type = ll.LLAMA_POOLING_TYPE_MEAN
         self.kv_unified = kv_unified
         cparams.no_perf = True
         self._ctx = ll.llama_init_from_model(self._model, cparams)
@@ -264,6 +270,26 @@ class Backend:
             ids = np.argpartition(row, -top_n)[-top_n:]
             top = sorted(((int(t), float(row[t]) - lse) for t in ids), key=lambda p: -p[1])
         return float(row[token]) - lse, top
+
+    @property
+    def n_embd(self) -> int:
+        return ll.llama_model_n_embd(self._model)
+
+    def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        """One decode over several inputs (a sequence each); their pooled, L2-normalized vectors."""
+        ll.llama_memory_clear(self._memory, True)
+        tokens = [t for toks in inputs for t in toks]
+        positions = [p for toks in inputs for p in range(len(toks))]
+        seq_ids = [s for s, toks in enumerate(inputs) for _ in toks]
+        status = self.decode(tokens, positions, seq_ids, list(range(len(tokens))))
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed with status {status}")
+        out = []
+        for seq in range(len(inputs)):
+            vec = np.ctypeslib.as_array(ll.llama_get_embeddings_seq(self._ctx, seq), shape=(self.n_embd,)).copy()
+            norm = float(np.linalg.norm(vec))
+            out.append((vec / norm if norm > 0 else vec).tolist())
+        return out
 
     def remove_sequence(self, seq: int, from_pos: int = 0) -> bool:
         """Drop the sequence's KV cells from position `from_pos` on; False if it cannot."""

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..handlers import registry_of, respond
-from . import convert
+from . import completions, convert
+from .completions import CompletionRequest
 from .protocol import ChatCompletionRequest
 
 router = APIRouter()
@@ -20,6 +21,26 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     return await respond(request, gen, body.stream,
                          lambda: convert.ChunkRenderer(engine.spec.id, include_usage, body.n),
                          lambda deltas: convert.completion_body(engine.spec.id, deltas, bool(body.logprobs)))
+
+
+@router.post("/v1/completions")
+async def legacy_completions(body: CompletionRequest, request: Request) -> Response:
+    engine = await registry_of(request).get(body.model)
+    prompts = completions.prompts_of(body)
+    requests = [completions.to_request(body, p, engine.spec.sampling) for p in prompts]
+    gens = []
+    try:
+        for req in requests:
+            gens.append(await engine.submit(req))
+    except BaseException:
+        for gen in gens:  # nothing half-done: earlier prompts of a refused request are aborted
+            gen.close()
+        raise
+    group = completions.Gathered(gens, body.n)
+    return await respond(
+        request, group, body.stream,
+        lambda: completions.CompletionRenderer(engine.spec.id, body, prompts, group.n_choices, group.prompt_tokens),
+        lambda deltas: completions.completion_body(engine.spec.id, deltas, body, prompts, group.prompt_tokens))
 
 
 def model_card(request: Request, model_id: str) -> dict:

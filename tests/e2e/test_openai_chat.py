@@ -127,7 +127,7 @@ def test_text_content_parts_are_joined(client):
 
 def test_models_endpoints(client):
     models = client.models.list().data
-    assert [m.id for m in models] == [MODEL_ID]
+    assert [m.id for m in models] == [MODEL_ID, "smollm2-135m-embed"]
     card = client.models.retrieve(MODEL)
     assert card.id == MODEL_ID and card.object == "model" and card.owned_by
     assert card.model_extra["context_length"] == 4096

@@ -1,0 +1,215 @@
+"""Legacy /v1/completions: raw prompts (no chat template), one or several, in the legacy shape."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import Delta, Generation, GenerateRequest, SamplingParams, Usage
+
+from .. import sse
+from ..errors import ApiError
+from .convert import FINISH_REASONS, to_logit_bias, to_stop, usage_body
+from .protocol import StreamOptions
+
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty",
+                   "repetition_penalty", "seed")
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(default=16, ge=1)  # the legacy API's default
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+    best_of: int | None = Field(default=None, ge=1)
+    echo: bool = False
+    suffix: str | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    logit_bias: dict[str, float] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+
+
+def prompts_of(body: CompletionRequest) -> list[str]:
+    prompt = body.prompt
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(p, str) for p in prompt):
+        return list(prompt)  # type: ignore[arg-type]
+    raise ApiError(400, "'prompt' must be a string or a list of strings; token-id prompts are not supported",
+                   param="prompt")
+
+
+def to_request(body: CompletionRequest, prompt: str, defaults: SamplingParams) -> GenerateRequest:
+    if body.suffix:
+        raise ApiError(400, "'suffix' (fill-in-the-middle) is not supported by this server", param="suffix")
+    if body.best_of not in (None, body.n):
+        raise ApiError(400, "'best_of' other than n is not supported by this server", param="best_of")
+    if body.echo and body.logprobs is not None:
+        raise ApiError(400, "'echo' with 'logprobs' (prompt logprobs) is not supported by this server", param="echo")
+    given = {name: getattr(body, name) for name in SAMPLING_FIELDS if getattr(body, name) is not None}
+    return GenerateRequest(
+        prompt=prompt,
+        sampling=dataclasses.replace(defaults, **given, logit_bias=to_logit_bias(body.logit_bias)),
+        max_tokens=body.max_tokens,
+        stop=to_stop(body.stop),
+        logprobs=body.logprobs,
+        n=body.n,
+    )
+
+
+class Gathered:
+    """Several prompts' generations as one: prompt i's choices get indexes i*n .. i*n+n-1."""
+
+    def __init__(self, gens: list[Generation], n: int):
+        self.gens = gens
+        self.n_choices = n * len(gens)
+        self.prompt_tokens = sum(g.prompt_tokens for g in gens)
+        self._queue: asyncio.Queue[Delta] = asyncio.Queue()
+        self._finished = 0
+        self._tasks = [asyncio.ensure_future(self._pump(i * n, g)) for i, g in enumerate(gens)]
+
+    async def _pump(self, offset: int, gen: Generation) -> None:
+        async for delta in gen:
+            self._queue.put_nowait(dataclasses.replace(delta, choice=delta.choice + offset))
+
+    @property
+    def done(self) -> bool:
+        return self._finished == self.n_choices
+
+    def __aiter__(self) -> Gathered:
+        return self
+
+    async def __anext__(self) -> Delta:
+        if self.done:
+            raise StopAsyncIteration
+        delta = await self._queue.get()
+        self._finished += delta.finish_reason is not None
+        return delta
+
+    async def next_batch(self, timeout: float | None = None) -> list[Delta] | None:
+        if self.done:
+            return []
+        try:
+            deltas = [await asyncio.wait_for(self.__anext__(), timeout)]
+        except TimeoutError:
+            return None
+        while not self.done and not self._queue.empty():
+            deltas.append(await self.__anext__())
+        return deltas
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for gen in self.gens:
+            gen.close()
+
+
+def new_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex[:24]}"
+
+
+def total_usage(finals: list[Delta], prompt_tokens: int, n: int) -> Usage:
+    """Every prompt counted once, every choice's completion tokens."""
+    return Usage(prompt_tokens=prompt_tokens,
+                 completion_tokens=sum((f.usage or Usage()).completion_tokens for f in finals),
+                 cached_tokens=sum((f.usage or Usage()).cached_tokens for f in finals if f.choice % n == 0))
+
+
+def legacy_logprobs(deltas: list[Delta], offset: int) -> dict:
+    tokens, values, tops, offsets = [], [], [], []
+    for delta in deltas:
+        for e in delta.logprobs or []:
+            tokens.append(e.token)
+            values.append(e.logprob)
+            tops.append({t.token: t.logprob for t in e.top})
+            offsets.append(offset)
+            offset += len(e.token)
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+
+def completion_body(model: str, deltas: list[Delta], body: CompletionRequest, prompts: list[str],
+                    prompt_tokens: int) -> dict | None:
+    finals = sorted((d for d in deltas if d.finish_reason is not None), key=lambda d: d.choice)
+    if any(f.finish_reason not in FINISH_REASONS for f in finals):
+        return None
+    choices = []
+    for final in finals:
+        mine = [d for d in deltas if d.choice == final.choice]
+        echo = prompts[final.choice // body.n] if body.echo else ""
+        choices.append({
+            "index": final.choice,
+            "text": echo + "".join(d.text for d in mine),
+            "logprobs": legacy_logprobs(mine, len(echo)) if body.logprobs is not None else None,
+            "finish_reason": FINISH_REASONS[final.finish_reason],
+        })
+    return {"id": new_id(), "object": "text_completion", "created": int(time.time()), "model": model,
+            "choices": choices, "usage": usage_body(total_usage(finals, prompt_tokens, body.n)),
+            "system_fingerprint": None}
+
+
+class CompletionRenderer:
+    """Legacy `text_completion` stream chunks."""
+
+    def __init__(self, model: str, body: CompletionRequest, prompts: list[str], n_choices: int, prompt_tokens: int):
+        self._base = {"id": new_id(), "object": "text_completion", "created": int(time.time()), "model": model}
+        self._body = body
+        self._prompts = prompts
+        self._n_choices = n_choices
+        self._prompt_tokens = prompt_tokens
+        self._finals: list[Delta] = []
+        self._offsets = [len(prompts[i // body.n]) if body.echo else 0 for i in range(n_choices)]
+
+    def _chunk(self, index: int, text: str, finish_reason: str | None = None, logprobs: dict | None = None) -> bytes:
+        return sse.data({**self._base, "choices": [{"index": index, "text": text, "logprobs": logprobs,
+                                                    "finish_reason": finish_reason}]})
+
+    def start(self) -> list[bytes]:
+        if not self._body.echo:
+            return []
+        return [self._chunk(i, self._prompts[i // self._body.n]) for i in range(self._n_choices)]
+
+    def on_delta(self, delta: Delta) -> list[bytes]:
+        if not delta.text and not delta.logprobs:
+            return []
+        lp = None
+        if self._body.logprobs is not None:
+            lp = legacy_logprobs([delta], self._offsets[delta.choice])
+        self._offsets[delta.choice] += len(delta.text)
+        return [self._chunk(delta.choice, delta.text, logprobs=lp)]
+
+    def on_finish(self, delta: Delta) -> list[bytes]:
+        frames = self.on_delta(delta)
+        reason = FINISH_REASONS.get(delta.finish_reason)
+        if reason is None:
+            frames.append(sse.data({"error": {"message": "generation failed", "type": "server_error",
+                                              "param": None, "code": None}}))
+            return frames
+        frames.append(self._chunk(delta.choice, "", reason))
+        self._finals.append(delta)
+        if len(self._finals) < self._n_choices:
+            return frames
+        if self._body.stream_options and self._body.stream_options.include_usage:
+            usage = total_usage(self._finals, self._prompt_tokens, self._body.n)
+            frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(usage)}))
+        frames.append(sse.DONE)
+        return frames
+
+    def keepalive(self) -> bytes:
+        return b": keep-alive\n\n"
