@@ -46,28 +46,30 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
 
-    def render(self, messages: list[dict[str, Any]], tools: list[dict] | None = None) -> str:
+    def render(self, messages: list[dict[str, Any]], tools: list[dict] | None = None, thinking: bool = True) -> str:
         """The prompt text. A trailing assistant message is continued, not closed."""
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
         last = messages[-1]
         if last["role"] != "assistant" or last.get("tool_calls"):
-            return self._render(messages, True, tools)
+            return self._render(messages, True, tools, thinking)
         if not last["content"]:
-            return self._render(messages[:-1], True, tools)
+            return self._render(messages[:-1], True, tools, thinking)
         # Render the whole conversation, then cut right after the assistant's text so the
         # template's end-of-turn markers are dropped and the model carries on from there.
-        text = self._render(messages, False, tools)
+        text = self._render(messages, False, tools, thinking)
         at = text.rfind(last["content"])
         if at < 0:
             raise InvalidRequest("the chat template does not allow continuing the final assistant message", param="messages")
         return text[: at + len(last["content"])]
 
-    def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict] | None) -> str:
+    def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict] | None,
+                thinking: bool = True) -> str:
         try:
             return self._template.render(
                 messages=messages,
                 tools=tools,
+                enable_thinking=thinking,  # Qwen3-style templates turn reasoning off with it
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,

@@ -20,6 +20,8 @@ from .sequence import Sequence, SeqState
 from .slots import SlotPool
 from .stopping import StopMatcher
 from .toolparser import ToolCallParser
+from .reasoning import OPEN as OPEN_THINK
+from .reasoning import ReasoningParser
 from .tools import Grammar, Tooling
 from .types import Delta, FinishReason, GenerateRequest, TopLogprob, Usage
 
@@ -65,6 +67,7 @@ class Engine:
         self.backend = backend
         self.template = template
         self.tooling = Tooling.for_template(template.source)
+        self.reasons = OPEN_THINK in template.source  # a reasoning model: split its thinking out
         self._bos_text = bos_text
         self._adds_bos = adds_bos
         self._ids = itertools.count(1)
@@ -90,21 +93,26 @@ class Engine:
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing
 
-    def tokenize_prompt(self, request: GenerateRequest) -> list[int]:
-        """Render the chat template and tokenize; raises before anything is queued."""
+    def render_prompt(self, request: GenerateRequest) -> str:
         if request.prompt is not None:
-            return self.backend.tokenize(request.prompt, self._adds_bos)
+            return request.prompt
         messages, tools = self.tooling.prepare(request)
-        text = self.template.render(messages, tools)
+        return self.template.render(messages, tools, request.thinking)
+
+    def tokenize_prompt(self, request: GenerateRequest, text: str | None = None) -> list[int]:
+        """Render the chat template and tokenize; raises before anything is queued."""
+        text = self.render_prompt(request) if text is None else text
         add_bos = self._adds_bos and not (self._bos_text and text.startswith(self._bos_text))
         return self.backend.tokenize(text, add_bos)
 
-    def _prepare(self, request: GenerateRequest) -> tuple[list[int], Grammar | None]:
-        """Prompt tokens and the output grammar, checked to compile, before anything is queued."""
+    def _prepare(self, request: GenerateRequest) -> tuple[list[int], Grammar | None, bool]:
+        """Prompt tokens, the output grammar (checked to compile) and whether the prompt leaves the
+        model inside a think block, before anything is queued."""
         grammar = self.tooling.grammar(request)
         if grammar is not None:
             self.backend.check_grammar(grammar)
-        return self.tokenize_prompt(request), grammar
+        text = self.render_prompt(request)
+        return self.tokenize_prompt(request, text), grammar, text.rstrip().endswith(OPEN_THINK)
 
     async def count_tokens(self, request: GenerateRequest) -> int:
         """The prompt's token count, exactly as submit() would count it."""
@@ -121,7 +129,7 @@ class Engine:
         if bad:
             raise InvalidRequest(f"logit_bias: token id {bad[0]} is outside the vocabulary (0..{n_vocab - 1})",
                                  param="logit_bias")
-        prompt, grammar = await asyncio.to_thread(self._prepare, request)
+        prompt, grammar, in_think = await asyncio.to_thread(self._prepare, request)
         if len(prompt) >= self.n_ctx:
             raise ContextLengthExceeded(len(prompt), self.n_ctx, request.max_tokens)
         room = self.n_ctx - len(prompt)
@@ -131,6 +139,9 @@ class Engine:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta] = asyncio.Queue()
         seqs = [self._new_sequence(request, prompt, grammar, max_tokens, (loop, queue), i) for i in range(request.n)]
+        if self.reasons and request.prompt is None:
+            for seq in seqs:
+                seq.thinker = ReasoningParser(in_think)
         seqs[0].followers = seqs[1:]
         with self._cond:
             if self._closing:  # stopping or crashed: a retryable 503, not the client's fault
@@ -339,7 +350,8 @@ class Engine:
         elif seq in self._waiting:
             self._waiting.remove(seq)
         seq.state = SeqState.DONE
-        usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated, cached_tokens=seq.n_cached)
+        usage = Usage(prompt_tokens=len(seq.prompt), completion_tokens=seq.n_generated, cached_tokens=seq.n_cached,
+                      reasoning_tokens=seq.n_reasoning)
         self._outbox.append((seq.sink, Delta(finish_reason=reason, usage=usage, stop_sequence=seq.stop.matched,
                                              choice=seq.choice)))
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .detokenizer import Detokenizer
+from .reasoning import OPEN as OPEN_THINK
+from .reasoning import ReasoningParser
 from .stopping import StopMatcher
 from .toolparser import ToolCallParser
 from .types import Delta, FinishReason, SamplingParams, TokenLogprob, TopLogprob
@@ -43,6 +45,8 @@ class Sequence:
     lp_pending: list[TokenLogprob] = field(default_factory=list)  # entries whose text is not sent yet
     lp_sent: int = 0  # characters of lp_pending[0]'s text already sent
     choice: int = 0
+    thinker: ReasoningParser | None = None  # set for reasoning models
+    n_reasoning: int = 0  # generated tokens that were thinking
     followers: list[Sequence] = field(default_factory=list)  # choices 1..n-1, sharing this prompt
 
     @property
@@ -58,6 +62,8 @@ class Sequence:
         decoded = self.detok.push(piece)
         if logprob is not None:
             self.lp_pending.append(TokenLogprob(decoded, piece, logprob[0], logprob[1]))
+        if self.thinker is not None and (self.thinker.in_think or OPEN_THINK in decoded):
+            self.n_reasoning += 1
         text = self.stop.push(decoded)
         if self.stop.matched is not None:
             return self._render(text, True), self._final_reason(FinishReason.STOP)
@@ -70,6 +76,17 @@ class Sequence:
         return self._render(text, False), None
 
     def _render(self, text: str, final: bool) -> list[Delta]:
+        """Deltas for newly released text: thinking apart, tool calls parsed out of the answer."""
+        if self.thinker is None:
+            return self._render_answer(text, final)
+        reasoning, answer = self.thinker.push(text) if text else ("", "")
+        if final:
+            more_reasoning, more_answer = self.thinker.finish()
+            reasoning, answer = reasoning + more_reasoning, answer + more_answer
+        deltas = [Delta(reasoning=reasoning, choice=self.choice)] if reasoning else []
+        return deltas + self._render_answer(answer, final)
+
+    def _render_answer(self, text: str, final: bool) -> list[Delta]:
         if self.parser is None:
             if self.logprobs is None:
                 return [Delta(text=text, choice=self.choice)] if text else []

@@ -94,7 +94,7 @@ class ToolCallParser:
         if at >= 0:
             self._buf, self._state = buf[at + len(OPEN_TAG):], _State.HEAD
             return self._content(buf[:at])
-        keep = _partial_tag(buf, OPEN_TAG)
+        keep = partial_tag(buf, OPEN_TAG)
         self._buf = buf[len(buf) - keep:] if keep else ""
         return self._content(buf[: len(buf) - keep])
 
@@ -146,7 +146,7 @@ class ToolCallParser:
         return []
 
 
-def _partial_tag(buf: str, tag: str) -> int:
+def partial_tag(buf: str, tag: str) -> int:
     """Length of the longest suffix of buf that is a proper prefix of tag."""
     for n in range(min(len(tag) - 1, len(buf)), 0, -1):
         if buf.endswith(tag[:n]):

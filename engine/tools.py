@@ -137,6 +137,8 @@ def tool_dict(tool: ToolSpec) -> dict:
 
 def native_message(m: Message) -> dict[str, Any]:
     d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.reasoning:
+        d["reasoning_content"] = m.reasoning
     if m.tool_calls:
         # Templates (Qwen, Llama 3) print `arguments | tojson`: they expect an object, not text.
         d["tool_calls"] = [{"id": c.id, "type": "function",

@@ -28,6 +28,7 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)  # assistant turns that called tools
     tool_call_id: str | None = None  # tool turns: the call this answers
     name: str | None = None  # tool turns: the tool's name, where known
+    reasoning: str = ""  # assistant turns: their thinking, for templates that show it
 
 
 @dataclass(slots=True)
@@ -90,6 +91,7 @@ class GenerateRequest:
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     logprobs: int | None = None  # None: off; else how many top alternatives per token (0..20)
     n: int = 1  # choices: sequences sharing one prefilled prompt, each with its own sampler
+    thinking: bool = True  # False: ask the template to turn reasoning off (enable_thinking)
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens served from the KV cache instead of computed
+    reasoning_tokens: int = 0  # completion tokens spent thinking
 
     @property
     def total_tokens(self) -> int:
@@ -136,6 +139,7 @@ class Delta:
     """A piece of a generation. The last one has finish_reason set and carries the final usage."""
 
     text: str = ""
+    reasoning: str = ""  # thinking text, kept apart from the answer
     choice: int = 0  # which of the request's n choices this belongs to
     tool_call: ToolCallDelta | None = None
     logprobs: list[TokenLogprob] | None = None  # when asked for: the tokens making up `text`

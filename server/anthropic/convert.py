@@ -57,6 +57,8 @@ def to_request(body: CountTokensRequest, defaults: SamplingParams) -> GenerateRe
         parallel_tool_calls=not (choice and choice.disable_parallel_tool_use),
         response_format=to_response_format(body),
     )
+    # As in the API, a model thinks only when asked to.
+    tools["thinking"] = bool(body.thinking and body.thinking.type != "disabled")
     if not isinstance(body, MessagesRequest):  # count_tokens: only the prompt matters
         return GenerateRequest(messages=messages, sampling=defaults, **tools)
     given = {"temperature": body.temperature, "top_p": body.top_p, "top_k": body.top_k}
@@ -156,7 +158,9 @@ def message_body(model: str, deltas: list[Delta]) -> dict | None:
     if stop_reason(final) is None:
         return None
     text, calls = assemble(deltas)
-    content: list[dict] = [{"type": "text", "text": text}] if text else []
+    reasoning = "".join(d.reasoning for d in deltas)
+    content: list[dict] = [{"type": "thinking", "thinking": reasoning, "signature": ""}] if reasoning else []
+    content += [{"type": "text", "text": text}] if text else []
     content += [{"type": "tool_use", "id": tool_use_id(c.id), "name": c.name, "input": tool_input(c.arguments)}
                 for c in calls]
     return {
@@ -214,6 +218,10 @@ class EventRenderer:
 
     def on_delta(self, delta: Delta) -> list[bytes]:
         frames: list[bytes] = []
+        if delta.reasoning:
+            if self._open != "thinking":
+                frames += self._open_block({"type": "thinking", "thinking": "", "signature": ""})
+            frames.append(self._block_delta({"type": "thinking_delta", "thinking": delta.reasoning}))
         if delta.text:
             if self._open != "text":
                 frames += self._open_block({"type": "text", "text": ""})

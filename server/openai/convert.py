@@ -48,6 +48,8 @@ def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> Generat
         response_format=to_response_format(body),
         logprobs=to_logprobs(body),
         n=body.n,
+        # Only "none" can be honoured (by templates with enable_thinking); the others are accepted.
+        thinking=body.reasoning_effort != "none",
     )
 
 
@@ -121,7 +123,8 @@ def to_message(index: int, msg: ChatMessage) -> Message:
         raise ApiError(400, "a tool message needs 'tool_call_id'", param=f"messages[{index}].tool_call_id")
     calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in msg.tool_calls or []]
     text = to_text(index, msg)
-    return Message(role=role, content=text, tool_calls=calls, tool_call_id=msg.tool_call_id, name=msg.name)
+    return Message(role=role, content=text, tool_calls=calls, tool_call_id=msg.tool_call_id, name=msg.name,
+                   reasoning=msg.reasoning_content or "")
 
 
 def to_text(index: int, msg: ChatMessage) -> str:
@@ -149,7 +152,8 @@ def new_id() -> str:
 
 def usage_body(usage: Usage) -> dict:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}
+            "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens}}
 
 
 def call_id(engine_id: str) -> str:
@@ -160,12 +164,16 @@ def total_usage(finals: list[Delta]) -> Usage:
     """The request's usage: the shared prompt once, every choice's completion tokens."""
     first = finals[0].usage or Usage()
     return Usage(prompt_tokens=first.prompt_tokens, cached_tokens=first.cached_tokens,
-                 completion_tokens=sum((f.usage or Usage()).completion_tokens for f in finals))
+                 completion_tokens=sum((f.usage or Usage()).completion_tokens for f in finals),
+                 reasoning_tokens=sum((f.usage or Usage()).reasoning_tokens for f in finals))
 
 
 def choice_body(index: int, deltas: list[Delta], logprobs: bool) -> dict:
     text, calls = assemble(deltas)
     message: dict = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
+    reasoning = "".join(d.reasoning for d in deltas)
+    if reasoning:
+        message["reasoning_content"] = reasoning
     if calls:
         message["tool_calls"] = [{"id": call_id(c.id), "type": "function",
                                   "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
@@ -224,7 +232,9 @@ class ChunkRenderer:
 
     def on_delta(self, delta: Delta) -> list[bytes]:
         lp = logprobs_body([delta]) if delta.logprobs is not None else None
-        frames = [self._chunk(delta.choice, {"content": delta.text}, logprobs=lp)] if delta.text or lp else []
+        frames = [self._chunk(delta.choice, {"reasoning_content": delta.reasoning})] if delta.reasoning else []
+        if delta.text or lp:
+            frames.append(self._chunk(delta.choice, {"content": delta.text}, logprobs=lp))
         if delta.tool_call is not None:
             frames.append(self._chunk(delta.choice, {"tool_calls": [tool_call_chunk(delta)]}))
         return frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -41,13 +42,13 @@ class Server:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
+@contextlib.contextmanager
+def launch(models: Path, log: Path):
+    """Run `python -m server` on a free port with this registry until the block ends."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ, "GGSERVE_PORT": str(port), "GGSERVE_HOST": "127.0.0.1"}
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server", "--models", str(ROOT / "models.yaml")],
+        proc = subprocess.Popen([sys.executable, "-m", "server", "--models", str(models)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -70,6 +71,12 @@ def server(tmp_path_factory) -> Server:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    with launch(ROOT / "models.yaml", tmp_path_factory.mktemp("server") / "server.log") as srv:
+        yield srv
 
 
 @pytest.fixture
