@@ -17,7 +17,7 @@ from .errors import ContextLengthExceeded, InvalidRequest, Overloaded
 from .generation import Generation
 from .scheduler import schedule
 from .sequence import Sequence, SeqState
-from .slots import SlotPool
+from .slots import SlotPool, common_prefix_len
 from .stopping import StopMatcher
 from .toolparser import ToolCallParser
 from .reasoning import OPEN as OPEN_THINK
@@ -26,6 +26,9 @@ from .tools import Grammar, Tooling
 from .types import Delta, FinishReason, GenerateRequest, TopLogprob, Usage
 
 log = logging.getLogger(__name__)
+
+# Shorter shared prefixes are recomputed rather than waited for.
+MIN_SHARED_PREFIX = 32
 
 
 class BackendLike(Protocol):
@@ -234,8 +237,12 @@ class Engine:
 
     def _admit(self) -> None:
         # A request with n choices is admitted whole: its followers need slots at once.
+        deferred = []
         while self._waiting and len(self._slots) > len(self._waiting[0].followers):
             seq = self._waiting.popleft()
+            if self._prefix_coming(seq):
+                deferred.append(seq)
+                continue
             live = {s.slot: s.kv_tokens() for s in self._running}
             seq.slot, reuse, source = self._slots.acquire(seq.prompt, live)
             reuse = self._reuse_prefix(seq.slot, source, reuse)
@@ -250,6 +257,17 @@ class Engine:
                 follower.sampler = self.backend.new_sampler(follower.sampling, follower.grammar)
                 follower.state = SeqState.FOLLOW
                 self._running.append(follower)
+        self._waiting.extendleft(reversed(deferred))
+
+    def _prefix_coming(self, seq: Sequence) -> bool:
+        """Another request is still prefilling a long prefix this one shares (agents with one
+        system prompt arriving together): wait until those cells exist and copy them, rather than
+        computing the same prefix twice."""
+        if not self._slots.enabled:
+            return False
+        return any(other.state is SeqState.PREFILL
+                   and common_prefix_len(other.prompt, seq.prompt) >= other.n_past + MIN_SHARED_PREFIX
+                   for other in self._running)
 
     def _reuse_prefix(self, slot: int, source: int, n: int) -> int:
         """Make `slot` hold the first n cells of `source` and nothing else; returns the cells kept."""

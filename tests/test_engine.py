@@ -211,3 +211,19 @@ async def test_n_choices_prefill_once_and_copy_the_prompt(engine, backend):
 async def test_n_larger_than_the_slots_is_refused(engine, backend):
     with pytest.raises(InvalidRequest):
         await engine.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq + 1))
+
+
+async def test_requests_arriving_together_compute_a_shared_prefix_once(backend):
+    engine = make_engine(backend, n_ctx=256)
+    try:
+        backend.gate = threading.Event()  # queue all three before the worker looks
+        system = "A long shared system prompt for every agent. " * 2  # 92 tokens: 6 prefill steps of 16
+        gens = [await engine.submit(request(text=system + f"question {i}", seed=1)) for i in range(3)]
+        backend.gate.set()
+        finals = [[d async for d in g][-1] for g in gens]
+        computed = engine.stats().prompt_tokens
+        total = sum(f.usage.prompt_tokens for f in finals)
+        assert computed < total - len(system)  # the shared part was not computed three times
+        assert sum(f.usage.cached_tokens for f in finals) >= 2 * (len(system) - 16)
+    finally:
+        engine.close()
