@@ -7,43 +7,24 @@ import dataclasses
 import time
 import uuid
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from engine import Delta, Generation, GenerateRequest, SamplingParams, Usage
 
 from .. import sse
 from ..errors import ApiError
-from .convert import FINISH_REASONS, to_logit_bias, to_stop, usage_body
-from .protocol import StreamOptions
+from .convert import FINISH_REASONS, SAMPLING_FIELDS, to_logit_bias, to_stop, usage_body
+from .protocol import GenerationFields
 
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty",
-                   "repetition_penalty", "seed")
-
-
-class CompletionRequest(BaseModel):
+class CompletionRequest(GenerationFields):
     model_config = ConfigDict(extra="allow")
 
-    model: str
     prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = Field(default=16, ge=1)  # the legacy API's default
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0, le=1)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    repetition_penalty: float | None = Field(default=None, gt=0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1)
     best_of: int | None = Field(default=None, ge=1)
     echo: bool = False
     suffix: str | None = None
     logprobs: int | None = Field(default=None, ge=0, le=5)
-    logit_bias: dict[str, float] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = None
 
 
 def prompts_of(body: CompletionRequest) -> list[str]:

@@ -71,14 +71,10 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
-    # Unknown fields are kept (not rejected) so that routes can refuse the ones that matter by name.
-    model_config = ConfigDict(extra="allow")
+class GenerationFields(BaseModel):
+    """What chat and legacy completions requests share: sampling, stopping, streaming, n."""
 
     model: str
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=0)
@@ -88,10 +84,20 @@ class ChatCompletionRequest(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0)
     seed: int | None = None
     stop: str | list[str] | None = None
+    logit_bias: dict[str, float] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1)
     user: str | None = None
+
+
+class ChatCompletionRequest(GenerationFields):
+    # Unknown fields are kept (not rejected) so that routes can refuse the ones that matter by name.
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     metadata: dict[str, str] | None = None
 
     tools: list[Tool] | None = None
@@ -103,7 +109,6 @@ class ChatCompletionRequest(BaseModel):
     # Parameters of the reference that later work implements; refused by name until then.
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    logit_bias: dict[str, float] | None = None
     # In the reference, not implemented here: refused by name when they would change the reply.
     audio: dict[str, Any] | None = None
     modalities: list[str] | None = None
