@@ -363,7 +363,7 @@ class Engine:
             self._running.remove(seq)
         if reason not in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS):
             for follower in seq.followers:  # never started: they go down with their leader
-                if follower.state is SeqState.FOLLOW:
+                if follower.state in (SeqState.WAITING, SeqState.FOLLOW):
                     self._finish(follower, reason)
         elif seq in self._waiting:
             self._waiting.remove(seq)

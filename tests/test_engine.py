@@ -227,3 +227,16 @@ async def test_requests_arriving_together_compute_a_shared_prefix_once(backend):
         assert sum(f.usage.cached_tokens for f in finals) >= 2 * (len(system) - 16)
     finally:
         engine.close()
+
+
+async def test_closing_the_engine_finishes_every_choice_of_a_queued_request(backend):
+    engine = make_engine(backend)
+    backend.gate = threading.Event()  # the worker holds the first request; the second queues
+    first = await engine.submit(request(seed=1))
+    queued = await engine.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq))
+    closer = asyncio.get_running_loop().run_in_executor(None, engine.close)
+    backend.gate.set()
+    await closer
+    finals = [d async for d in queued if d.finish_reason]
+    assert sorted(d.choice for d in finals) == list(range(backend.n_seq))
+    first.close()
