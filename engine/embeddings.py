@@ -42,6 +42,7 @@ class EmbeddingEngine:
         self._queue: list[_Item] = []
         self._closing = False
         self._stats = EmbeddingStats()
+        self.max_queue = 64
         self.max_input_tokens = min(spec.n_ctx, backend.n_batch)
         self._thread = threading.Thread(target=self._run, name=f"embed-{spec.id}", daemon=True)
         self._thread.start()

@@ -83,6 +83,7 @@ class Engine:
         self._slots = SlotPool(backend.n_seq, enabled=spec.prefix_cache)
         self._outbox: list[tuple[Any, Delta]] = []
         self._stats = EngineStats()
+        self.max_queue = 64  # requests waiting for a slot; beyond it submit() refuses at once
         self._thread = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
         self._thread.start()
 
@@ -149,6 +150,9 @@ class Engine:
         with self._cond:
             if self._closing:  # stopping or crashed: a retryable 503, not the client's fault
                 raise Overloaded(self.spec.id)
+            # Requests not yet moved to a free slot are not queued: free slots count as room.
+            if len(self._incoming) + len(self._waiting) >= self.max_queue + len(self._slots):
+                raise Overloaded(self.spec.id, retry_after=1.0)  # refused now, not queued without end
             self._incoming.append(seqs[0])
             self._cond.notify()
         return Generation(self, [q.id for q in seqs], len(prompt), queue)

@@ -45,8 +45,10 @@ def load_engine(spec: ModelSpec) -> Engine | EmbeddingEngine:
 
 
 class Registry:
-    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], Engine | EmbeddingEngine] = load_engine):
+    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], Engine | EmbeddingEngine] = load_engine,
+                 max_queue: int | None = None):
         self.config = config
+        self._max_queue = max_queue
         self._loader = loader
         self._by_name = {name: spec for spec in config.models for name in (spec.id, *spec.aliases)}
         self._engines: dict[str, Engine | EmbeddingEngine] = {}
@@ -89,6 +91,8 @@ class Registry:
             engine = self._engines.get(spec.id)
             if engine is None:
                 engine = await asyncio.to_thread(self._loader, spec)
+                if self._max_queue is not None:
+                    engine.max_queue = self._max_queue
                 self._engines[spec.id] = engine
         return engine
 

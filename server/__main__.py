@@ -9,19 +9,25 @@ import uvicorn
 
 from engine import ConfigError
 
+from .access import RequestIdFilter
 from .app import create_app, load_config
 from .settings import parse_args
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     try:
         config = load_config(settings)
     except ConfigError as exc:
         sys.exit(f"ggserve: {exc}")
     app = create_app(settings, config=config)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5)
+    # Our access log (server.access) has the request id, model and tokens; uvicorn's is off.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                timeout_graceful_shutdown=settings.shutdown_grace)
 
 
 if __name__ == "__main__":

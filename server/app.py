@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from engine import ModelsConfig, Registry, builtin_default, load_models, single_model
 
 from . import errors
+from .access import AccessMiddleware
 from .anthropic.routes import router as anthropic_router
 from .openai.embeddings import router as embeddings_router
 from .openai.routes import router as openai_router
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reg = registry or Registry(config or load_config(settings))
+        reg = registry or Registry(config or load_config(settings), max_queue=settings.max_queue)
         app.state.registry = reg
         app.state.started = int(time.time())
         try:
@@ -52,6 +54,10 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
 
     app = FastAPI(title="ggserve", lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(AccessMiddleware, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # outermost, so browsers' preflight requests need no key
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["x-request-id"])
     app.include_router(openai_router)
     app.include_router(anthropic_router)
     app.include_router(embeddings_router)

@@ -72,8 +72,11 @@ def anthropic_body(err: ApiError) -> dict:
 
 
 def error_response(request: Request, err: ApiError) -> JSONResponse:
-    body = anthropic_body(err) if is_anthropic(request) else openai_body(err)
-    return JSONResponse(body, status_code=err.status, headers=err.headers or None)
+    if not is_anthropic(request):
+        return JSONResponse(openai_body(err), status_code=err.status, headers=err.headers or None)
+    # Anthropic says "overloaded" with its own 529, which its SDK retries.
+    status = 529 if err.code == "overloaded" else err.status
+    return JSONResponse(anthropic_body(err), status_code=status, headers=err.headers or None)
 
 
 def _validation_message(exc: RequestValidationError) -> ApiError:

@@ -7,14 +7,22 @@ from typing import Callable
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from engine import Delta, Generation, Registry
+from engine import Delta, Engine, Generation, Registry
 
 from . import sse
+from .access import note
 from .errors import ApiError
 
 
 def registry_of(request: Request) -> Registry:
     return request.app.state.registry
+
+
+async def engine_for(request: Request, name: str) -> Engine:
+    """The generating engine serving `name` (loaded if need be), noted for the access log."""
+    engine = await registry_of(request).get(name)
+    note(model=engine.spec.id)
+    return engine
 
 
 async def respond(request: Request, gen: Generation, stream: bool,
@@ -27,6 +35,7 @@ async def respond(request: Request, gen: Generation, stream: bool,
     result = await sse.collect(gen, request)
     if result is None:
         return Response(status_code=499)  # the client went away; nobody reads this
+    sse.note_usage(result)
     answer = body(result)
     if answer is None:
         raise ApiError(500, "generation failed")

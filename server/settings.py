@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 
@@ -15,25 +16,65 @@ class Settings:
     models: str | None = None  # models.yaml; None: ./models.yaml if present, else the embedded default
     model: str | None = None  # a single GGUF file, no yaml
     log_level: str = "info"
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    max_queue: int = 64  # requests waiting per model before new ones get 503
+    max_body_bytes: int = 16 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ()  # empty: CORS off
+    shutdown_grace: float = 30.0  # seconds in-flight requests get to finish on SIGTERM
+    max_messages: int = 4096  # messages per request
+
+
+def _env_list(env: dict[str, str], name: str) -> list[str]:
+    return [v.strip() for v in env.get(name, "").split(",") if v.strip()]
+
+
+def read_keys_file(path: str) -> list[str]:
+    """One key per line; blank lines and # comments are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
 def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
-    parser = argparse.ArgumentParser(
+    d = Settings()
+    p = argparse.ArgumentParser(
         prog="ggserve",
-        description="OpenAI- and Anthropic-compatible server for GGUF models (llama.cpp, continuous batching).",
+        description="OpenAI- and Anthropic-compatible server for GGUF models (llama.cpp, continuous batching). "
+                    "Every flag can also be set with the environment variable named after it.",
     )
-    parser.add_argument("--host", default=env.get("GGSERVE_HOST", Settings.host),
-                        help="address to bind (env GGSERVE_HOST; default %(default)s)")
-    parser.add_argument("--port", type=int, default=int(env.get("GGSERVE_PORT", Settings.port)),
-                        help="port to listen on (env GGSERVE_PORT; default %(default)s)")
-    parser.add_argument("--models", default=env.get("GGSERVE_MODELS"),
-                        help="models.yaml registry (env GGSERVE_MODELS; default ./models.yaml, else the embedded SmolLM2)")
-    parser.add_argument("--model", default=env.get("GGSERVE_MODEL"),
-                        help="serve this one GGUF file instead of a registry (env GGSERVE_MODEL)")
-    parser.add_argument("--log-level", default=env.get("GGSERVE_LOG_LEVEL", Settings.log_level),
-                        choices=["debug", "info", "warning", "error"], help="(env GGSERVE_LOG_LEVEL)")
-    args = parser.parse_args(argv)
+    p.add_argument("--host", default=env.get("GGSERVE_HOST", d.host), help="address to bind (GGSERVE_HOST; %(default)s)")
+    p.add_argument("--port", type=int, default=int(env.get("GGSERVE_PORT", d.port)), help="port (GGSERVE_PORT; %(default)s)")
+    p.add_argument("--models", default=env.get("GGSERVE_MODELS"),
+                   help="models.yaml registry (GGSERVE_MODELS; default ./models.yaml, else the embedded SmolLM2)")
+    p.add_argument("--model", default=env.get("GGSERVE_MODEL"),
+                   help="serve this one GGUF file instead of a registry (GGSERVE_MODEL)")
+    p.add_argument("--log-level", default=env.get("GGSERVE_LOG_LEVEL", d.log_level),
+                   choices=["debug", "info", "warning", "error"], help="(GGSERVE_LOG_LEVEL)")
+    p.add_argument("--api-key", action="append", default=None, metavar="KEY",
+                   help="require this key on every API route; repeatable (GGSERVE_API_KEY, comma-separated)")
+    p.add_argument("--api-keys-file", default=env.get("GGSERVE_API_KEYS_FILE"), metavar="PATH",
+                   help="more keys, one per line (GGSERVE_API_KEYS_FILE)")
+    p.add_argument("--max-queue", type=int, default=int(env.get("GGSERVE_MAX_QUEUE", d.max_queue)), metavar="N",
+                   help="requests waiting per model; beyond it new ones get 503 at once (GGSERVE_MAX_QUEUE; %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=int(env.get("GGSERVE_MAX_BODY_BYTES", d.max_body_bytes)),
+                   metavar="N", help="larger request bodies get 413 (GGSERVE_MAX_BODY_BYTES; %(default)s)")
+    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                   help="allow browser requests from this origin; repeatable; '*' for any (GGSERVE_CORS_ORIGIN)")
+    p.add_argument("--shutdown-grace", type=float, default=float(env.get("GGSERVE_SHUTDOWN_GRACE", d.shutdown_grace)),
+                   metavar="S", help="on SIGTERM, seconds in-flight requests get to finish (GGSERVE_SHUTDOWN_GRACE; %(default)s)")
+    args = p.parse_args(argv)
     if args.models and args.model:
-        parser.error("--models and --model are exclusive: pick one")
-    return Settings(host=args.host, port=args.port, models=args.models, model=args.model, log_level=args.log_level)
+        p.error("--models and --model are exclusive: pick one")
+    keys = args.api_key if args.api_key is not None else _env_list(env, "GGSERVE_API_KEY")
+    if args.api_keys_file:
+        try:
+            keys = [*keys, *read_keys_file(args.api_keys_file)]
+        except OSError as exc:
+            p.error(f"--api-keys-file: {exc.strerror}: {args.api_keys_file}")
+    for name in ("max_queue", "max_body_bytes"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    origins = args.cors_origin if args.cors_origin is not None else _env_list(env, "GGSERVE_CORS_ORIGIN")
+    return Settings(host=args.host, port=args.port, models=args.models, model=args.model, log_level=args.log_level,
+                    api_keys=tuple(keys), max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
+                    cors_origins=tuple(origins), shutdown_grace=args.shutdown_grace)

@@ -11,6 +11,8 @@ from starlette.responses import StreamingResponse
 
 from engine import Delta, Generation
 
+from .access import note
+
 KEEPALIVE_SECONDS = 10.0
 DONE = b"data: [DONE]\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -50,11 +52,19 @@ async def frames(gen: Generation, renderer: StreamRenderer) -> AsyncIterator[byt
             out: list[bytes] = []
             for delta in deltas:
                 out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
+            note_usage(deltas)
             yield b"".join(out)
             if gen.done:
                 return
     finally:
         gen.close()
+
+
+def note_usage(deltas: list[Delta]) -> None:
+    """Tokens for the access log: each prompt once (choice 0), every choice's completion."""
+    for d in deltas:
+        if d.finish_reason is not None and d.usage is not None:
+            note(prompt_tokens=d.usage.prompt_tokens if d.choice == 0 else 0, completion_tokens=d.usage.completion_tokens)
 
 
 def response(gen: Generation, renderer: StreamRenderer) -> StreamingResponse:

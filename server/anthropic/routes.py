@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..handlers import registry_of, respond
+from ..handlers import engine_for, respond
 from . import convert
 from .protocol import CountTokensRequest, MessagesRequest
 
@@ -14,7 +14,7 @@ router = APIRouter()
 
 @router.post("/v1/messages")
 async def messages(body: MessagesRequest, request: Request) -> Response:
-    engine = await registry_of(request).get(body.model)
+    engine = await engine_for(request, body.model)
     gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     return await respond(request, gen, body.stream,
                          lambda: convert.EventRenderer(engine.spec.id, gen.prompt_tokens),
@@ -23,5 +23,5 @@ async def messages(body: MessagesRequest, request: Request) -> Response:
 
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict:
-    engine = await registry_of(request).get(body.model)
+    engine = await engine_for(request, body.model)
     return {"input_tokens": await engine.count_tokens(convert.to_request(body, engine.spec.sampling))}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ApiError
+from ..access import note
 from ..handlers import registry_of
 
 router = APIRouter()
@@ -46,10 +47,12 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
     if body.encoding_format not in ("float", "base64"):
         raise ApiError(400, "'encoding_format' must be 'float' or 'base64'", param="encoding_format")
     engine = await registry_of(request).get_embedder(body.model)
+    note(model=engine.spec.id)
     if body.dimensions is not None and body.dimensions != engine.dimensions:
         raise ApiError(400, f"'dimensions' can only be {engine.dimensions} for this model (it cannot shorten its "
                             "vectors)", param="dimensions")
     vectors, n_tokens = await engine.embed(inputs_of(body))
+    note(prompt_tokens=n_tokens)
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": encode(v, body.encoding_format)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..handlers import registry_of, respond
+from ..handlers import engine_for, registry_of, respond
 from . import completions, convert
 from .completions import CompletionRequest
 from .protocol import ChatCompletionRequest
@@ -14,8 +14,9 @@ router = APIRouter()
 
 
 @router.post("/v1/chat/completions")
+@router.post("/api/v1/chat/completions")  # some agent platforms call this path (with ?agent=true)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    engine = await registry_of(request).get(body.model)
+    engine = await engine_for(request, body.model)
     gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await respond(request, gen, body.stream,
@@ -25,7 +26,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 
 @router.post("/v1/completions")
 async def legacy_completions(body: CompletionRequest, request: Request) -> Response:
-    engine = await registry_of(request).get(body.model)
+    engine = await engine_for(request, body.model)
     prompts = completions.prompts_of(body)
     requests = [completions.to_request(body, p, engine.spec.sampling) for p in prompts]
     gens = []

@@ -43,12 +43,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def launch(models: Path, log: Path):
+def launch(models: Path, log: Path, *flags: str):
     """Run `python -m server` on a free port with this registry until the block ends."""
     port = free_port()
     env = {**os.environ, "GGSERVE_PORT": str(port), "GGSERVE_HOST": "127.0.0.1"}
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server", "--models", str(models)],
+        proc = subprocess.Popen([sys.executable, "-m", "server", "--models", str(models), *flags],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -64,7 +64,9 @@ def launch(models: Path, log: Path):
             if time.monotonic() > deadline:
                 pytest.fail(f"server not healthy after {START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield Server(base, log)
+        server = Server(base, log)
+        server.proc = proc
+        yield server
     finally:
         proc.terminate()
         try:

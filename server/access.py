@@ -1,0 +1,131 @@
+"""Every request's way in and out: API keys, body size, X-Request-ID, structured access logs."""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ApiError, error_response
+
+log = logging.getLogger("ggserve.access")
+OPEN_PATHS = {"/health"}
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass(slots=True)
+class RequestLog:
+    """What the handlers learn about a request, for its access-log line."""
+
+    id: str
+    model: str = "-"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+CURRENT: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar("ggserve_request", default=None)
+
+
+def note(model: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    entry = CURRENT.get()
+    if entry is not None:
+        entry.model = model or entry.model
+        entry.prompt_tokens += prompt_tokens
+        entry.completion_tokens += completion_tokens
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id on every log record (`-` outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        entry = CURRENT.get()
+        record.request_id = entry.id if entry else "-"
+        return True
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp, api_keys: tuple[str, ...] = (), max_body_bytes: int = 16 << 20):
+        self.app = app
+        self._keys = [k.encode() for k in api_keys]
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        entry = RequestLog(id=given if _SAFE_ID.match(given) else uuid.uuid4().hex)
+        token = CURRENT.set(entry)
+        started, status = time.perf_counter(), [500]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", entry.id.encode())]
+            await send(message)
+
+        try:
+            err = self._refusal(scope, headers)
+            if err is None:
+                receive, err = await self._bounded(headers, receive)
+            if err is not None:
+                await error_response(Request(scope), err)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            log.info("method=%s path=%s status=%d model=%s prompt_tokens=%d completion_tokens=%d duration_ms=%.1f",
+                     scope["method"], scope["path"], status[0], entry.model, entry.prompt_tokens,
+                     entry.completion_tokens, (time.perf_counter() - started) * 1000)
+            CURRENT.reset(token)
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
+        """Checked before the body is read or validated."""
+        if self._keys and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
+            if not self._authorized(headers):
+                return ApiError(401, "Missing or invalid API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+                                code="invalid_api_key")
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > self._max_body:
+            return ApiError(413, f"The request body is larger than {self._max_body} bytes.", code="request_too_large")
+        return None
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization", "")
+        candidates = [auth[7:].strip().encode()] if auth.lower().startswith("bearer ") else []
+        if "x-api-key" in headers:
+            candidates.append(headers["x-api-key"].encode())
+        # Compare against every key, in constant time each, so timing says nothing about a match.
+        ok = False
+        for given in candidates:
+            for key in self._keys:
+                ok |= hmac.compare_digest(given, key)
+        return ok
+
+    async def _bounded(self, headers: dict[str, str], receive: Receive) -> tuple[Receive, ApiError | None]:
+        """A body without a length is read up to the limit here and replayed to the app."""
+        if "content-length" in headers or "transfer-encoding" not in headers:
+            return receive, None
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self._max_body:
+                return receive, ApiError(413, f"The request body is larger than {self._max_body} bytes.",
+                                         code="request_too_large")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        pending = iter(messages)
+
+        async def replay() -> Message:
+            return next(pending, None) or await receive()
+
+        return replay, None

