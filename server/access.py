@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import hmac
 import logging
 import re
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_response
+from .ratelimit import RateLimiter
 
 log = logging.getLogger("ggserve.access")
 OPEN_PATHS = {"/health"}
@@ -51,10 +53,12 @@ class RequestIdFilter(logging.Filter):
 
 
 class AccessMiddleware:
-    def __init__(self, app: ASGIApp, api_keys: tuple[str, ...] = (), max_body_bytes: int = 16 << 20):
+    def __init__(self, app: ASGIApp, api_keys: tuple[str, ...] = (), max_body_bytes: int = 16 << 20,
+                 limiter: RateLimiter | None = None):
         self.app = app
         self._keys = [k.encode() for k in api_keys]
         self._max_body = max_body_bytes
+        self._limiter = limiter or RateLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,8 +76,11 @@ class AccessMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", entry.id.encode())]
             await send(message)
 
+        client = self._client_key(scope, headers)
         try:
             err = self._refusal(scope, headers)
+            if err is None and self._limiter.enabled and scope["path"] not in OPEN_PATHS:
+                err = self._limiter.admit(client)
             if err is None:
                 receive, err = await self._bounded(headers, receive)
             if err is not None:
@@ -81,6 +88,7 @@ class AccessMiddleware:
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
+            self._limiter.spend(client, entry.prompt_tokens + entry.completion_tokens)
             log.info("method=%s path=%s status=%d model=%s prompt_tokens=%d completion_tokens=%d duration_ms=%.1f",
                      scope["method"], scope["path"], status[0], entry.model, entry.prompt_tokens,
                      entry.completion_tokens, (time.perf_counter() - started) * 1000)
@@ -96,6 +104,15 @@ class AccessMiddleware:
         if length and length.isdigit() and int(length) > self._max_body:
             return ApiError(413, f"The request body is larger than {self._max_body} bytes.", code="request_too_large")
         return None
+
+    @staticmethod
+    def _client_key(scope: Scope, headers: dict[str, str]) -> str:
+        """Whom limits apply to: the API key's digest when one is sent, else the client address."""
+        auth = headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "")
+        if key:
+            return "key:" + hashlib.sha256(key.encode()).hexdigest()
+        return "addr:" + str((scope.get("client") or ("-",))[0])
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         auth = headers.get("authorization", "")

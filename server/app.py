@@ -17,6 +17,7 @@ from engine import ModelsConfig, Registry, builtin_default, load_models, single_
 
 from . import errors
 from .access import AccessMiddleware
+from .ratelimit import RateLimiter
 from .anthropic.routes import router as anthropic_router
 from .openai.embeddings import router as embeddings_router
 from .openai.routes import router as openai_router
@@ -54,7 +55,10 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
 
     app = FastAPI(title="ggserve", lifespan=lifespan)
     errors.install(app)
-    app.add_middleware(AccessMiddleware, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes)
+    app.state.settings = settings
+    app.add_middleware(AccessMiddleware, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
+                       limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm,
+                                           settings.rate_limit_window))
     if settings.cors_origins:  # outermost, so browsers' preflight requests need no key
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["x-request-id"])

@@ -18,6 +18,18 @@ def registry_of(request: Request) -> Registry:
     return request.app.state.registry
 
 
+def check_size(request: Request, n_messages: int, max_tokens: int | None) -> None:
+    """The server's request-size limits, in each protocol's 400."""
+    settings = request.app.state.settings
+    if n_messages > settings.max_messages:
+        raise ApiError(400, f"At most {settings.max_messages} messages per request; got {n_messages}.",
+                       param="messages")
+    ceiling = settings.max_tokens_ceiling
+    if ceiling and max_tokens is not None and max_tokens > ceiling:
+        raise ApiError(400, f"max_tokens may be at most {ceiling} on this server; got {max_tokens}.",
+                       param="max_tokens")
+
+
 async def engine_for(request: Request, name: str) -> Engine:
     """The generating engine serving `name` (loaded if need be), noted for the access log."""
     engine = await registry_of(request).get(name)

@@ -22,6 +22,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # empty: CORS off
     shutdown_grace: float = 30.0  # seconds in-flight requests get to finish on SIGTERM
     max_messages: int = 4096  # messages per request
+    max_tokens_ceiling: int = 0  # 0: no ceiling beyond each model's context
+    rate_limit_rpm: int = 0  # per key; 0: off
+    rate_limit_tpm: int = 0
+    rate_limit_window: int = 60  # seconds; only GGSERVE_RATE_LIMIT_WINDOW changes it (for tests)
 
 
 def _env_list(env: dict[str, str], name: str) -> list[str]:
@@ -54,6 +58,14 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
                    help="require this key on every API route; repeatable (GGSERVE_API_KEY, comma-separated)")
     p.add_argument("--api-keys-file", default=env.get("GGSERVE_API_KEYS_FILE"), metavar="PATH",
                    help="more keys, one per line (GGSERVE_API_KEYS_FILE)")
+    p.add_argument("--rate-limit-rpm", type=int, default=int(env.get("GGSERVE_RATE_LIMIT_RPM", 0)), metavar="N",
+                   help="requests per minute per key, 0 = off (GGSERVE_RATE_LIMIT_RPM)")
+    p.add_argument("--rate-limit-tpm", type=int, default=int(env.get("GGSERVE_RATE_LIMIT_TPM", 0)), metavar="N",
+                   help="prompt + completion tokens per minute per key, 0 = off (GGSERVE_RATE_LIMIT_TPM)")
+    p.add_argument("--max-messages", type=int, default=int(env.get("GGSERVE_MAX_MESSAGES", d.max_messages)),
+                   metavar="N", help="messages per request (GGSERVE_MAX_MESSAGES; %(default)s)")
+    p.add_argument("--max-tokens-ceiling", type=int, default=int(env.get("GGSERVE_MAX_TOKENS_CEILING", 0)),
+                   metavar="N", help="refuse max_tokens above N, 0 = no ceiling (GGSERVE_MAX_TOKENS_CEILING)")
     p.add_argument("--max-queue", type=int, default=int(env.get("GGSERVE_MAX_QUEUE", d.max_queue)), metavar="N",
                    help="requests waiting per model; beyond it new ones get 503 at once (GGSERVE_MAX_QUEUE; %(default)s)")
     p.add_argument("--max-body-bytes", type=int, default=int(env.get("GGSERVE_MAX_BODY_BYTES", d.max_body_bytes)),
@@ -71,10 +83,16 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
             keys = [*keys, *read_keys_file(args.api_keys_file)]
         except OSError as exc:
             p.error(f"--api-keys-file: {exc.strerror}: {args.api_keys_file}")
-    for name in ("max_queue", "max_body_bytes"):
+    for name in ("rate_limit_rpm", "rate_limit_tpm", "max_tokens_ceiling"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must not be negative")
+    for name in ("max_queue", "max_body_bytes", "max_messages"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     origins = args.cors_origin if args.cors_origin is not None else _env_list(env, "GGSERVE_CORS_ORIGIN")
     return Settings(host=args.host, port=args.port, models=args.models, model=args.model, log_level=args.log_level,
                     api_keys=tuple(keys), max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
-                    cors_origins=tuple(origins), shutdown_grace=args.shutdown_grace)
+                    cors_origins=tuple(origins), shutdown_grace=args.shutdown_grace,
+                    rate_limit_rpm=args.rate_limit_rpm, rate_limit_tpm=args.rate_limit_tpm,
+                    rate_limit_window=int(env.get("GGSERVE_RATE_LIMIT_WINDOW", d.rate_limit_window)),
+                    max_messages=args.max_messages, max_tokens_ceiling=args.max_tokens_ceiling)

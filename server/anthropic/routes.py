@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..handlers import engine_for, respond
+from ..handlers import check_size, engine_for, respond
 from . import convert
 from .protocol import CountTokensRequest, MessagesRequest
 
@@ -14,6 +14,7 @@ router = APIRouter()
 
 @router.post("/v1/messages")
 async def messages(body: MessagesRequest, request: Request) -> Response:
+    check_size(request, len(body.messages), body.max_tokens)
     engine = await engine_for(request, body.model)
     gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     return await respond(request, gen, body.stream,

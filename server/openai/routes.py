@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..handlers import engine_for, registry_of, respond
+from ..handlers import check_size, engine_for, registry_of, respond
 from . import completions, convert
 from .completions import CompletionRequest
 from .protocol import ChatCompletionRequest
@@ -16,6 +16,7 @@ router = APIRouter()
 @router.post("/v1/chat/completions")
 @router.post("/api/v1/chat/completions")  # some agent platforms call this path (with ?agent=true)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    check_size(request, len(body.messages), body.max_completion_tokens or body.max_tokens)
     engine = await engine_for(request, body.model)
     gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -26,6 +27,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 
 @router.post("/v1/completions")
 async def legacy_completions(body: CompletionRequest, request: Request) -> Response:
+    check_size(request, 1, body.max_tokens)
     engine = await engine_for(request, body.model)
     prompts = completions.prompts_of(body)
     requests = [completions.to_request(body, p, engine.spec.sampling) for p in prompts]

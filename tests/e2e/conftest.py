@@ -43,10 +43,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def launch(models: Path, log: Path, *flags: str):
+def launch(models: Path, log: Path, *flags: str, env: dict[str, str] | None = None):
     """Run `python -m server` on a free port with this registry until the block ends."""
     port = free_port()
-    env = {**os.environ, "GGSERVE_PORT": str(port), "GGSERVE_HOST": "127.0.0.1"}
+    env = {**os.environ, **(env or {}), "GGSERVE_PORT": str(port), "GGSERVE_HOST": "127.0.0.1"}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "server", "--models", str(models), *flags],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -130,3 +130,55 @@ def test_sigterm_lets_a_stream_in_flight_finish(tmp_path):
         assert srv.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{srv.base_url}/health", timeout=2)
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("limited")
+    (tmp / "models.yaml").write_text(ONE_SLOT)
+    with launch(tmp / "models.yaml", tmp / "server.log", "--api-key", KEY, "--api-key", "sk-other",
+                "--rate-limit-rpm", "2", "--rate-limit-tpm", "400", "--max-messages", "3",
+                "--max-tokens-ceiling", "100", env={"GGSERVE_RATE_LIMIT_WINDOW": "3"}) as srv:
+        yield srv
+
+
+def test_over_the_request_limit_is_429_with_retry_after_and_per_key(limited):
+    def post(key: str, path: str = "/v1/chat/completions"):
+        body = {"model": "tiny", "messages": ASK, "max_tokens": 1}
+        return httpx.post(limited.base_url + path, json=body, headers={"x-api-key": key})
+
+    time.sleep(3.1)  # a fresh window
+    assert [post(KEY).status_code for _ in range(2)] == [200, 200]
+    over = post(KEY)
+    assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
+    assert over.json()["error"]["code"] == "rate_limit_exceeded"
+    anthropic_over = post(KEY, "/v1/messages")
+    assert anthropic_over.status_code == 429 and anthropic_over.json()["error"]["type"] == "rate_limit_error"
+    assert post("sk-other").status_code == 200  # another key has its own budget
+
+
+def test_the_openai_sdk_backs_off_through_a_429(limited):
+    time.sleep(3.1)
+    client = openai.OpenAI(base_url=f"{limited.base_url}/v1", api_key=KEY, max_retries=3)
+    started = time.monotonic()
+    results = [client.chat.completions.create(model="tiny", messages=ASK, max_tokens=1) for _ in range(3)]
+    assert all(r.usage.completion_tokens == 1 for r in results)
+    assert time.monotonic() - started >= 1, "the third request should have waited for the window"
+
+
+def test_token_limit_and_size_limits(limited):
+    time.sleep(3.1)
+    headers = {"x-api-key": "sk-other"}
+    big = httpx.post(f"{limited.base_url}/v1/chat/completions", headers=headers,
+                     json={"model": "tiny", "messages": [{"role": "user", "content": "word " * 500}], "max_tokens": 1})
+    assert big.status_code == 200  # spends ~530 tokens of a 400-token window: the next request waits
+    after = httpx.post(f"{limited.base_url}/v1/chat/completions", headers=headers,
+                       json={"model": "tiny", "messages": ASK, "max_tokens": 1})
+    assert after.status_code == 429 and "tokens" in after.json()["error"]["message"]
+    time.sleep(3.1)
+    many = httpx.post(f"{limited.base_url}/v1/chat/completions", headers=headers,
+                      json={"model": "tiny", "messages": ASK * 4, "max_tokens": 1})
+    assert many.status_code == 400 and many.json()["error"]["param"] == "messages"
+    ceiling = httpx.post(f"{limited.base_url}/v1/messages", headers=headers,
+                         json={"model": "tiny", "messages": ASK, "max_tokens": 101})
+    assert ceiling.status_code == 400 and "at most 100" in ceiling.json()["error"]["message"]
