@@ -53,6 +53,7 @@ class EngineStats:
     steps: int = 0  # llama_decode calls
     max_seqs_per_decode: int = 0  # most distinct sequences in one llama_decode
     multi_seq_steps: int = 0  # decodes that carried two or more sequences
+    decoded_tokens: int = 0  # tokens in all decodes (prompt chunks and generated): per step = this / steps
     running: int = 0  # sequences holding a slot
     waiting: int = 0  # accepted, waiting for a slot
     free_slots: int = 0
@@ -185,6 +186,7 @@ class Engine:
             s = self._stats
             return EngineStats(
                 steps=s.steps, max_seqs_per_decode=s.max_seqs_per_decode, multi_seq_steps=s.multi_seq_steps,
+                decoded_tokens=s.decoded_tokens,
                 running=len(self._running), waiting=len(self._waiting) + len(self._incoming),
                 free_slots=len(self._slots), kv_tokens=sum(q.n_past for q in self._running),
                 cached_tokens=self._slots.cached_tokens, reused_tokens=s.reused_tokens,
@@ -308,6 +310,7 @@ class Engine:
         n_seqs = len(plan.decode) + len(plan.prefill)
         with self._cond:
             self._stats.steps += 1
+            self._stats.decoded_tokens += len(tokens)
             self._stats.max_seqs_per_decode = max(self._stats.max_seqs_per_decode, n_seqs)
             self._stats.multi_seq_steps += n_seqs > 1
         if status != 0:

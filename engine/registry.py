@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable
 
 from .backend import Backend
@@ -53,6 +54,7 @@ class Registry:
         self._by_name = {name: spec for spec in config.models for name in (spec.id, *spec.aliases)}
         self._engines: dict[str, Engine | EmbeddingEngine] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.load_seconds: dict[str, float] = {}
 
     @property
     def specs(self) -> tuple[ModelSpec, ...]:
@@ -90,7 +92,9 @@ class Registry:
         async with lock:  # concurrent first requests wait for one load, not start several
             engine = self._engines.get(spec.id)
             if engine is None:
+                started = time.perf_counter()
                 engine = await asyncio.to_thread(self._loader, spec)
+                self.load_seconds[spec.id] = time.perf_counter() - started
                 if self._max_queue is not None:
                     engine.max_queue = self._max_queue
                 self._engines[spec.id] = engine

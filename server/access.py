@@ -10,12 +10,16 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_response
 from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("ggserve.access")
 OPEN_PATHS = {"/health"}
@@ -27,12 +31,19 @@ class RequestLog:
     """What the handlers learn about a request, for its access-log line."""
 
     id: str
+    started: float = 0.0  # perf_counter at arrival
     model: str = "-"
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
 
 CURRENT: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar("ggserve_request", default=None)
+
+
+def first_token_seconds() -> float | None:
+    """Seconds since the current request arrived (for time to first token)."""
+    entry = CURRENT.get()
+    return time.perf_counter() - entry.started if entry else None
 
 
 def note(model: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
@@ -54,11 +65,12 @@ class RequestIdFilter(logging.Filter):
 
 class AccessMiddleware:
     def __init__(self, app: ASGIApp, api_keys: tuple[str, ...] = (), max_body_bytes: int = 16 << 20,
-                 limiter: RateLimiter | None = None):
+                 limiter: RateLimiter | None = None, metrics: Metrics | None = None):
         self.app = app
         self._keys = [k.encode() for k in api_keys]
         self._max_body = max_body_bytes
         self._limiter = limiter or RateLimiter()
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +78,7 @@ class AccessMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
-        entry = RequestLog(id=given if _SAFE_ID.match(given) else uuid.uuid4().hex)
+        entry = RequestLog(id=given if _SAFE_ID.match(given) else uuid.uuid4().hex, started=time.perf_counter())
         token = CURRENT.set(entry)
         started, status = time.perf_counter(), [500]
 
@@ -89,9 +101,13 @@ class AccessMiddleware:
                 await self.app(scope, receive, send_with_id)
         finally:
             self._limiter.spend(client, entry.prompt_tokens + entry.completion_tokens)
+            seconds = time.perf_counter() - started
+            if self._metrics is not None:
+                self._metrics.observe_request(scope["path"], status[0], seconds, entry.model, entry.prompt_tokens,
+                                              entry.completion_tokens)
             log.info("method=%s path=%s status=%d model=%s prompt_tokens=%d completion_tokens=%d duration_ms=%.1f",
                      scope["method"], scope["path"], status[0], entry.model, entry.prompt_tokens,
-                     entry.completion_tokens, (time.perf_counter() - started) * 1000)
+                     entry.completion_tokens, seconds * 1000)
             CURRENT.reset(token)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:

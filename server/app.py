@@ -17,6 +17,8 @@ from engine import ModelsConfig, Registry, builtin_default, load_models, single_
 
 from . import errors
 from .access import AccessMiddleware
+from .metrics import Metrics
+from .metrics import router as metrics_router
 from .ratelimit import RateLimiter
 from .anthropic.routes import router as anthropic_router
 from .openai.embeddings import router as embeddings_router
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reg = registry or Registry(config or load_config(settings), max_queue=settings.max_queue)
         app.state.registry = reg
+        metrics.watch(reg)
         app.state.started = int(time.time())
         try:
             await reg.get_default()  # /health is 200 only once a model can generate
@@ -56,7 +59,10 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     app = FastAPI(title="ggserve", lifespan=lifespan)
     errors.install(app)
     app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
+    app.include_router(metrics_router)
     app.add_middleware(AccessMiddleware, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
+                       metrics=metrics,
                        limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm,
                                            settings.rate_limit_window))
     if settings.cors_origins:  # outermost, so browsers' preflight requests need no key

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from engine import Delta, Engine, Generation, Registry
 
 from . import sse
-from .access import note
+from .access import CURRENT, first_token_seconds, note
 from .errors import ApiError
 
 
@@ -43,7 +43,14 @@ async def respond(request: Request, gen: Generation, stream: bool,
     """Stream the generation as SSE, or collect it and answer with `body(deltas)` (the final
     Delta last); `body` returns None for a generation that failed."""
     if stream:
-        return sse.response(gen, renderer())
+        model = CURRENT.get().model if CURRENT.get() else "-"
+
+        def first_token() -> None:
+            seconds = first_token_seconds()
+            if seconds is not None:
+                request.app.state.metrics.ttft.labels(model).observe(seconds)
+
+        return sse.response(gen, renderer(), first_token)
     result = await sse.collect(gen, request)
     if result is None:
         return Response(status_code=499)  # the client went away; nobody reads this

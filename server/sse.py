@@ -39,7 +39,7 @@ class StreamRenderer(Protocol):
     def keepalive(self) -> bytes: ...
 
 
-async def frames(gen: Generation, renderer: StreamRenderer) -> AsyncIterator[bytes]:
+async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None) -> AsyncIterator[bytes]:
     """The SSE body. Starlette cancels this generator when the client disconnects; the finally
     clause then aborts the sequence so its KV cells are freed at the engine's next step."""
     try:
@@ -49,6 +49,9 @@ async def frames(gen: Generation, renderer: StreamRenderer) -> AsyncIterator[byt
             if deltas is None:
                 yield renderer.keepalive()
                 continue
+            if on_first_token is not None and any(d.text or d.reasoning or d.tool_call for d in deltas):
+                on_first_token()
+                on_first_token = None
             out: list[bytes] = []
             for delta in deltas:
                 out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
@@ -67,8 +70,8 @@ def note_usage(deltas: list[Delta]) -> None:
             note(prompt_tokens=d.usage.prompt_tokens if d.choice == 0 else 0, completion_tokens=d.usage.completion_tokens)
 
 
-def response(gen: Generation, renderer: StreamRenderer) -> StreamingResponse:
-    return StreamingResponse(frames(gen, renderer), media_type="text/event-stream", headers=HEADERS)
+def response(gen: Generation, renderer: StreamRenderer, on_first_token=None) -> StreamingResponse:
+    return StreamingResponse(frames(gen, renderer, on_first_token), media_type="text/event-stream", headers=HEADERS)
 
 
 async def collect(gen: Generation, request: Request) -> list[Delta] | None:

@@ -182,3 +182,27 @@ def test_token_limit_and_size_limits(limited):
     ceiling = httpx.post(f"{limited.base_url}/v1/messages", headers=headers,
                          json={"model": "tiny", "messages": ASK, "max_tokens": 101})
     assert ceiling.status_code == 400 and "at most 100" in ceiling.json()["error"]["message"]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}}" if want else f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_move_with_traffic(server, client):
+    before = httpx.get(f"{server.base_url}/metrics").text
+    list(client.chat.completions.create(model="smollm2", messages=ASK, max_tokens=4, stream=True))
+    after = httpx.get(f"{server.base_url}/metrics").text
+    route = {"route": "/v1/chat/completions", "status": "200"}
+    assert metric(after, "ggserve_requests_total", **route) == metric(before, "ggserve_requests_total", **route) + 1
+    model = {"model": "smollm2-135m"}
+    assert metric(after, "ggserve_completion_tokens_total", **model) - metric(before, "ggserve_completion_tokens_total", **model) == 4
+    assert metric(after, "ggserve_time_to_first_token_seconds_count", **model) > metric(
+        before, "ggserve_time_to_first_token_seconds_count", **model)
+    assert metric(after, "ggserve_decode_steps_total", **model) > metric(before, "ggserve_decode_steps_total", **model)
+    assert metric(after, "ggserve_model_loaded", **model) == 1 and metric(after, "ggserve_model_load_seconds", **model) > 0
+    for name in ("ggserve_queue_depth", "ggserve_running_sequences", "ggserve_kv_cache_tokens", "ggserve_tokens_per_decode_step"):
+        assert f"{name}{{" in after
