@@ -42,6 +42,8 @@ class ModelSpec:
     kv_unified: bool = False  # one KV pool for all sequences instead of a stream each
     prefix_cache: bool = True  # reuse KV cells of prompt prefixes computed before
     embedding: bool = False  # serve /v1/embeddings (pooled vectors) instead of generating text
+    preload: bool = False  # load at start-up rather than on first use
+    keep_alive: float | None = None  # seconds idle before unloading; None: stay loaded
     chat_template: str | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
@@ -53,7 +55,7 @@ class ModelsConfig:
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
-_BOOL_FIELDS = ("kv_unified", "prefix_cache", "embedding")
+_BOOL_FIELDS = ("kv_unified", "prefix_cache", "embedding", "preload")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 
 
@@ -107,7 +109,7 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ConfigError(f"{where}: field 'id' is required and must be a non-empty string")
     where = f"{path}: model {model_id!r}"
-    known = {"id", "aliases", "source", "chat_template", "sampling", *_BOOL_FIELDS, *_INT_FIELDS}
+    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", *_BOOL_FIELDS, *_INT_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -122,6 +124,11 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"{where}: field {name!r} must be an integer >= {minimum}")
             kwargs[name] = value
+    if "keep_alive" in raw:
+        value = raw["keep_alive"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{where}: field 'keep_alive' must be a number of seconds > 0")
+        kwargs["keep_alive"] = float(value)
     for name in _BOOL_FIELDS:
         if name in raw:
             if not isinstance(raw[name], bool):

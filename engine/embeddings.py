@@ -42,6 +42,7 @@ class EmbeddingEngine:
         self._queue: list[_Item] = []
         self._closing = False
         self._stats = EmbeddingStats()
+        self._busy = 0  # inputs in the decode under way
         self.max_queue = 64
         self.max_input_tokens = min(spec.n_ctx, backend.n_batch)
         self._thread = threading.Thread(target=self._run, name=f"embed-{spec.id}", daemon=True)
@@ -50,6 +51,12 @@ class EmbeddingEngine:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing
+
+    @property
+    def pending(self) -> int:
+        """Inputs queued or being embedded."""
+        with self._cond:
+            return len(self._queue) + self._busy
 
     @property
     def dimensions(self) -> int:
@@ -110,12 +117,14 @@ class EmbeddingEngine:
                 while self._queue and len(batch) < self.backend.n_seq and len(self._queue[0].tokens) <= budget:
                     budget -= len(self._queue[0].tokens)
                     batch.append(self._queue.pop(0))
+                self._busy = len(batch)
             try:
                 results: list[Any] = self.backend.embed([item.tokens for item in batch])
             except Exception as exc:  # a failed decode fails its requests, not the worker
                 log.exception("embedding decode failed")
                 results = [exc] * len(batch)
             with self._cond:
+                self._busy = 0
                 self._stats.decodes += 1
                 self._stats.inputs += len(batch)
                 self._stats.max_inputs_per_decode = max(self._stats.max_inputs_per_decode, len(batch))

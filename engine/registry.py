@@ -1,4 +1,5 @@
-"""Model id/alias -> Engine, loading each model on first use."""
+"""Model id/alias -> engine: loaded on first use (or at start-up), unloaded when idle or when the
+memory budget needs room, least recently used first."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from .errors import InvalidRequest, ModelNotFound
 from .sources import resolve
 
 log = logging.getLogger(__name__)
+AnyEngine = Engine | EmbeddingEngine
 
 
-def load_engine(spec: ModelSpec) -> Engine | EmbeddingEngine:
+def load_engine(spec: ModelSpec) -> AnyEngine:
     """Resolve the GGUF, load it into llama.cpp and start the engine's worker (blocking)."""
     path = resolve(spec.id, spec.source)
     backend = Backend(
@@ -45,15 +47,24 @@ def load_engine(spec: ModelSpec) -> Engine | EmbeddingEngine:
     return Engine(spec, backend, template, bos_text=template.bos_token, adds_bos=backend.adds_bos)
 
 
+def is_idle(engine: AnyEngine) -> bool:
+    if isinstance(engine, Engine):
+        stats = engine.stats()
+        return stats.running == 0 and stats.waiting == 0
+    return engine.pending == 0
+
+
 class Registry:
-    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], Engine | EmbeddingEngine] = load_engine,
-                 max_queue: int | None = None):
+    def __init__(self, config: ModelsConfig, loader: Callable[[ModelSpec], AnyEngine] = load_engine,
+                 max_queue: int | None = None, memory_budget: int | None = None):
         self.config = config
-        self._max_queue = max_queue
         self._loader = loader
+        self._max_queue = max_queue
+        self._budget = memory_budget  # bytes for all loaded models; None: no limit
         self._by_name = {name: spec for spec in config.models for name in (spec.id, *spec.aliases)}
-        self._engines: dict[str, Engine | EmbeddingEngine] = {}
+        self._engines: dict[str, AnyEngine] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._last_used: dict[str, float] = {}
         self.load_seconds: dict[str, float] = {}
 
     @property
@@ -66,7 +77,7 @@ class Registry:
             raise ModelNotFound(name)
         return spec
 
-    def loaded(self, model_id: str) -> Engine | EmbeddingEngine | None:
+    def loaded(self, model_id: str) -> AnyEngine | None:
         return self._engines.get(model_id)
 
     async def get(self, name: str) -> Engine:
@@ -83,25 +94,68 @@ class Registry:
                                  param="model")
         return engine
 
-    async def get_any(self, name: str) -> Engine | EmbeddingEngine:
+    async def get_any(self, name: str) -> AnyEngine:
+        """Load on first use; concurrent first requests wait for one load. A load failure is an
+        error for this model alone, and the next request tries again."""
         spec = self.spec(name)
+        self._last_used[spec.id] = time.monotonic()
         engine = self._engines.get(spec.id)
         if engine is not None:
             return engine
-        lock = self._locks.setdefault(spec.id, asyncio.Lock())
-        async with lock:  # concurrent first requests wait for one load, not start several
+        async with self._locks.setdefault(spec.id, asyncio.Lock()):
             engine = self._engines.get(spec.id)
             if engine is None:
                 started = time.perf_counter()
                 engine = await asyncio.to_thread(self._loader, spec)
                 self.load_seconds[spec.id] = time.perf_counter() - started
+                log.info("loaded %s in %.2f s", spec.id, self.load_seconds[spec.id])
                 if self._max_queue is not None:
                     engine.max_queue = self._max_queue
                 self._engines[spec.id] = engine
+                await self._fit_budget(keep=spec.id)
+        self._last_used[spec.id] = time.monotonic()
         return engine
 
-    async def get_default(self) -> Engine | EmbeddingEngine:
+    async def get_default(self) -> AnyEngine:
         return await self.get_any(self.config.default)
+
+    async def preload(self) -> None:
+        """Load the default model and every model marked preload; failures are logged, not fatal."""
+        names = [self.config.default, *(s.id for s in self.specs if s.preload and s.id != self.config.default)]
+        for name in names:
+            try:
+                await self.get_any(name)
+            except Exception:
+                log.exception("model %r failed to load at start-up", name)
+
+    async def unload_idle(self) -> list[str]:
+        """Unload models idle past their keep_alive (the default model stays)."""
+        now = time.monotonic()
+        done = []
+        for spec in self.specs:
+            engine = self._engines.get(spec.id)
+            if (engine is None or spec.keep_alive is None or spec.id == self.spec(self.config.default).id
+                    or now - self._last_used.get(spec.id, now) < spec.keep_alive or not is_idle(engine)):
+                continue
+            await self._unload(spec.id, "idle")
+            done.append(spec.id)
+        return done
+
+    async def _fit_budget(self, keep: str) -> None:
+        """Unload idle models, least recently used first, while the loaded ones exceed the budget."""
+        if self._budget is None:
+            return
+        for model_id in sorted(self._engines, key=lambda m: self._last_used.get(m, 0.0)):
+            if sum(getattr(e.backend, "memory_bytes", 0) for e in self._engines.values()) <= self._budget:
+                return
+            default = self.spec(self.config.default).id
+            if model_id not in (keep, default) and is_idle(self._engines[model_id]):
+                await self._unload(model_id, "memory budget")
+
+    async def _unload(self, model_id: str, why: str) -> None:
+        engine = self._engines.pop(model_id)
+        log.info("unloading %s (%s)", model_id, why)
+        await asyncio.to_thread(engine.close)
 
     def close(self) -> None:
         for engine in self._engines.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -39,21 +40,30 @@ def load_config(settings: Settings) -> ModelsConfig:
     return builtin_default()
 
 
+async def unload_idle_models(reg: Registry, every: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await reg.unload_idle()
+        except Exception:  # keep reaping; one failed close must not stop the others
+            log.exception("unloading idle models failed")
+
+
 def create_app(settings: Settings | None = None, config: ModelsConfig | None = None,
                registry: Registry | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reg = registry or Registry(config or load_config(settings), max_queue=settings.max_queue)
+        budget = settings.memory_budget_mb * 1024 * 1024 or None
+        reg = registry or Registry(config or load_config(settings), max_queue=settings.max_queue, memory_budget=budget)
         app.state.registry = reg
         metrics.watch(reg)
         app.state.started = int(time.time())
-        try:
-            await reg.get_default()  # /health is 200 only once a model can generate
-        except Exception:
-            log.exception("the default model %r failed to load", reg.config.default)
+        await reg.preload()  # /health is 200 only once the default model can generate
+        reaper = asyncio.create_task(unload_idle_models(reg))
         yield
+        reaper.cancel()
         reg.close()
 
     app = FastAPI(title="ggserve", lifespan=lifespan)

@@ -25,6 +25,7 @@ class Settings:
     max_tokens_ceiling: int = 0  # 0: no ceiling beyond each model's context
     rate_limit_rpm: int = 0  # per key; 0: off
     rate_limit_tpm: int = 0
+    memory_budget_mb: int = 0  # loaded models' total; 0: no budget
     rate_limit_window: int = 60  # seconds; only GGSERVE_RATE_LIMIT_WINDOW changes it (for tests)
 
 
@@ -66,6 +67,9 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
                    metavar="N", help="messages per request (GGSERVE_MAX_MESSAGES; %(default)s)")
     p.add_argument("--max-tokens-ceiling", type=int, default=int(env.get("GGSERVE_MAX_TOKENS_CEILING", 0)),
                    metavar="N", help="refuse max_tokens above N, 0 = no ceiling (GGSERVE_MAX_TOKENS_CEILING)")
+    p.add_argument("--memory-budget-mb", type=int, default=int(env.get("GGSERVE_MEMORY_BUDGET_MB", 0)), metavar="MB",
+                   help="weights + KV cache of all loaded models; beyond it idle models are unloaded, least "
+                        "recently used first; 0 = no budget (GGSERVE_MEMORY_BUDGET_MB)")
     p.add_argument("--max-queue", type=int, default=int(env.get("GGSERVE_MAX_QUEUE", d.max_queue)), metavar="N",
                    help="requests waiting per model; beyond it new ones get 503 at once (GGSERVE_MAX_QUEUE; %(default)s)")
     p.add_argument("--max-body-bytes", type=int, default=int(env.get("GGSERVE_MAX_BODY_BYTES", d.max_body_bytes)),
@@ -83,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
             keys = [*keys, *read_keys_file(args.api_keys_file)]
         except OSError as exc:
             p.error(f"--api-keys-file: {exc.strerror}: {args.api_keys_file}")
-    for name in ("rate_limit_rpm", "rate_limit_tpm", "max_tokens_ceiling"):
+    for name in ("rate_limit_rpm", "rate_limit_tpm", "max_tokens_ceiling", "memory_budget_mb"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must not be negative")
     for name in ("max_queue", "max_body_bytes", "max_messages"):
@@ -95,4 +99,5 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
                     cors_origins=tuple(origins), shutdown_grace=args.shutdown_grace,
                     rate_limit_rpm=args.rate_limit_rpm, rate_limit_tpm=args.rate_limit_tpm,
                     rate_limit_window=int(env.get("GGSERVE_RATE_LIMIT_WINDOW", d.rate_limit_window)),
-                    max_messages=args.max_messages, max_tokens_ceiling=args.max_tokens_ceiling)
+                    max_messages=args.max_messages, max_tokens_ceiling=args.max_tokens_ceiling,
+                    memory_budget_mb=args.memory_budget_mb)

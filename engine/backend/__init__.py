@@ -117,6 +117,7 @@ class Backend:
         self._memory = ll.llama_get_memory(self._ctx)
         self.n_batch = n_batch
         self.n_seq = n_seq
+        self.memory_bytes = os.path.getsize(path) + self._kv_bytes(cparams.n_ctx)
         self._batch = ll.llama_batch_init(n_batch, 0, 1)
         # Field pointers are read once: each struct attribute access builds a new ctypes object.
         self._b_token = self._batch.token
@@ -132,6 +133,13 @@ class Backend:
             "loaded %s: vocab %d, n_ctx %d x %d sequences, batch %d, threads %d",
             self.model_id, self.n_vocab, n_ctx_per_seq, n_seq, n_batch, threads,
         )
+
+    def _kv_bytes(self, n_cells: int) -> int:
+        """The f16 KV cache's size: keys and values of every layer for every cell."""
+        n_layer = ll.llama_model_n_layer(self._model)
+        n_head = max(1, ll.llama_model_n_head(self._model))
+        n_embd_kv = ll.llama_model_n_embd(self._model) // n_head * ll.llama_model_n_head_kv(self._model)
+        return 2 * n_layer * n_cells * n_embd_kv * 2
 
     # --- metadata and text -------------------------------------------------------------------
 
