@@ -70,12 +70,6 @@ class Generation:
             self._done = True
             self._engine.abort(self.ids)
 
-    async def __aenter__(self) -> Generation:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
 
 def assemble(deltas: list[Delta]) -> tuple[str, list[ToolCall]]:
     """A whole generation's text and its tool calls, from its Deltas."""

@@ -4,7 +4,7 @@ holds the model to a valid call or to a JSON Schema."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .backend.grammar import GrammarBuilder

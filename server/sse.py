@@ -70,8 +70,23 @@ def note_usage(deltas: list[Delta]) -> None:
             note(prompt_tokens=d.usage.prompt_tokens if d.choice == 0 else 0, completion_tokens=d.usage.completion_tokens)
 
 
+class GenerationResponse(StreamingResponse):
+    """An SSE response that aborts its generation however it ends, including a client gone
+    before the first byte, when the body generator never started and its finally never runs."""
+
+    def __init__(self, gen: Generation, renderer: StreamRenderer, on_first_token=None):
+        super().__init__(frames(gen, renderer, on_first_token), media_type="text/event-stream", headers=HEADERS)
+        self._gen = gen
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._gen.close()
+
+
 def response(gen: Generation, renderer: StreamRenderer, on_first_token=None) -> StreamingResponse:
-    return StreamingResponse(frames(gen, renderer, on_first_token), media_type="text/event-stream", headers=HEADERS)
+    return GenerationResponse(gen, renderer, on_first_token)
 
 
 async def collect(gen: Generation, request: Request) -> list[Delta] | None:
