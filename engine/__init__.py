@@ -11,7 +11,7 @@ from .errors import (
     ModelNotFound,
     Overloaded,
 )
-from .generation import Generation, assemble
+from .generation import Generation, assemble, usage_of
 from .registry import Registry
 from .types import (
     Delta,
@@ -33,6 +33,6 @@ __all__ = [
     "ConfigError", "ContextLengthExceeded", "Delta", "Engine", "EngineError", "EngineStats",
     "FinishReason", "GenerateRequest", "Generation", "InvalidRequest", "Message", "ModelLoadFailed",
     "ModelNotFound", "ModelsConfig", "ModelSpec", "Overloaded", "Registry", "SamplingParams",
-    "Usage", "builtin_default", "load_models", "single_model", "assemble", "OutputKind", "ResponseFormat",
+    "Usage", "builtin_default", "load_models", "single_model", "assemble", "usage_of", "OutputKind", "ResponseFormat",
     "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
 ]

@@ -36,6 +36,7 @@ class BackendLike(Protocol):
 
     n_seq: int
     n_batch: int
+    n_vocab: int
 
     def tokenize(self, text: str, add_special: bool) -> list[int]: ...
     def decode(self, tokens: list[int], positions: list[int], seq_ids: list[int], outputs: list[int]) -> int: ...
@@ -129,8 +130,8 @@ class Engine:
             raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
         if request.logprobs is not None and not 0 <= request.logprobs <= 20:
             raise InvalidRequest("top_logprobs must be between 0 and 20", param="top_logprobs")
-        n_vocab = getattr(self.backend, "n_vocab", None)
-        bad = [t for t in request.sampling.logit_bias if n_vocab is not None and not 0 <= t < n_vocab]
+        n_vocab = self.backend.n_vocab
+        bad = [t for t in request.sampling.logit_bias if not 0 <= t < n_vocab]
         if bad:
             raise InvalidRequest(f"logit_bias: token id {bad[0]} is outside the vocabulary (0..{n_vocab - 1})",
                                  param="logit_bias")

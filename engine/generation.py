@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from .types import Delta, ToolCall
+from .types import Delta, ToolCall, Usage
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -84,3 +84,14 @@ def assemble(deltas: list[Delta]) -> tuple[str, list[ToolCall]]:
             calls.append(ToolCall(id=part.id or "", name=part.name, arguments=""))
         calls[part.index].arguments += part.arguments
     return "".join(text), calls
+
+
+def usage_of(finals: list[Delta], n: int) -> Usage:
+    """A request's usage from its choices' final Deltas (n choices per prompt): each prompt and
+    its cache hits once (its first choice), every choice's completion and reasoning tokens."""
+    usages = [f.usage or Usage() for f in finals]
+    firsts = [u for f, u in zip(finals, usages) if f.choice % n == 0]
+    return Usage(prompt_tokens=sum(u.prompt_tokens for u in firsts),
+                 cached_tokens=sum(u.cached_tokens for u in firsts),
+                 completion_tokens=sum(u.completion_tokens for u in usages),
+                 reasoning_tokens=sum(u.reasoning_tokens for u in usages))

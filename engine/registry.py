@@ -116,9 +116,6 @@ class Registry:
         self._last_used[spec.id] = time.monotonic()
         return engine
 
-    async def get_default(self) -> AnyEngine:
-        return await self.get_any(self.config.default)
-
     async def preload(self) -> None:
         """Load the default model and every model marked preload; failures are logged, not fatal."""
         names = [self.config.default, *(s.id for s in self.specs if s.preload and s.id != self.config.default)]

@@ -54,7 +54,7 @@ async def respond(request: Request, gen: Generation, stream: bool,
     result = await sse.collect(gen, request)
     if result is None:
         return Response(status_code=499)  # the client went away; nobody reads this
-    sse.note_usage(result)
+    sse.note_usage(result, gen.n)
     answer = body(result)
     if answer is None:
         raise ApiError(500, "generation failed")

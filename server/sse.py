@@ -9,7 +9,7 @@ from typing import AsyncIterator, Protocol
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine import Delta, Generation
+from engine import Delta, Generation, usage_of
 
 from .access import note
 
@@ -55,7 +55,7 @@ async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None)
             out: list[bytes] = []
             for delta in deltas:
                 out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
-            note_usage(deltas)
+            note_usage(deltas, gen.n)
             yield b"".join(out)
             if gen.done:
                 return
@@ -63,11 +63,12 @@ async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None)
         gen.close()
 
 
-def note_usage(deltas: list[Delta]) -> None:
-    """Tokens for the access log: each prompt once (choice 0), every choice's completion."""
-    for d in deltas:
-        if d.finish_reason is not None and d.usage is not None:
-            note(prompt_tokens=d.usage.prompt_tokens if d.choice == 0 else 0, completion_tokens=d.usage.completion_tokens)
+def note_usage(deltas: list[Delta], n: int) -> None:
+    """Tokens for the access log and the token rate limit (n choices per prompt)."""
+    finals = [d for d in deltas if d.finish_reason is not None]
+    if finals:
+        usage = usage_of(finals, n)
+        note(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
 
 
 class GenerationResponse(StreamingResponse):

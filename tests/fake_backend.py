@@ -31,6 +31,7 @@ class FakeBackend:
     def __init__(self, n_seq: int = 4, n_batch: int = 16, scripts: dict[int, bytes] | None = None, fail_decode: bool = False):
         self.n_seq = n_seq
         self.n_batch = n_batch
+        self.n_vocab = 256  # byte tokens
         self.scripts = scripts or {}
         self.fail_decode = fail_decode
         self.gate: threading.Event | None = None  # set it to hold sample() until released

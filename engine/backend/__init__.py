@@ -313,9 +313,6 @@ class Backend:
             ll.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
             ll.llama_memory_seq_rm(self._memory, dst, n, -1)
 
-    def clear(self) -> None:
-        ll.llama_memory_clear(self._memory, True)
-
     def close(self) -> None:
         if self._ctx:
             ll.llama_batch_free(self._batch)

@@ -9,7 +9,7 @@ import uuid
 
 from pydantic import ConfigDict, Field
 
-from engine import Delta, Generation, GenerateRequest, SamplingParams, Usage
+from engine import Delta, Generation, GenerateRequest, SamplingParams, usage_of
 
 from .. import sse
 from ..errors import ApiError
@@ -60,8 +60,8 @@ class Gathered:
 
     def __init__(self, gens: list[Generation], n: int):
         self.gens = gens
+        self.n = n  # choices per prompt
         self.n_choices = n * len(gens)
-        self.prompt_tokens = sum(g.prompt_tokens for g in gens)
         self._queue: asyncio.Queue[Delta] = asyncio.Queue()
         self._finished = 0
         self._tasks = [asyncio.ensure_future(self._pump(i * n, g)) for i, g in enumerate(gens)]
@@ -106,13 +106,6 @@ def new_id() -> str:
     return f"cmpl-{uuid.uuid4().hex[:24]}"
 
 
-def total_usage(finals: list[Delta], prompt_tokens: int, n: int) -> Usage:
-    """Every prompt counted once, every choice's completion tokens."""
-    return Usage(prompt_tokens=prompt_tokens,
-                 completion_tokens=sum((f.usage or Usage()).completion_tokens for f in finals),
-                 cached_tokens=sum((f.usage or Usage()).cached_tokens for f in finals if f.choice % n == 0))
-
-
 def legacy_logprobs(deltas: list[Delta], offset: int) -> dict:
     tokens, values, tops, offsets = [], [], [], []
     for delta in deltas:
@@ -125,8 +118,7 @@ def legacy_logprobs(deltas: list[Delta], offset: int) -> dict:
     return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 
 
-def completion_body(model: str, deltas: list[Delta], body: CompletionRequest, prompts: list[str],
-                    prompt_tokens: int) -> dict | None:
+def completion_body(model: str, deltas: list[Delta], body: CompletionRequest, prompts: list[str]) -> dict | None:
     finals = sorted((d for d in deltas if d.finish_reason is not None), key=lambda d: d.choice)
     if any(f.finish_reason not in FINISH_REASONS for f in finals):
         return None
@@ -141,19 +133,18 @@ def completion_body(model: str, deltas: list[Delta], body: CompletionRequest, pr
             "finish_reason": FINISH_REASONS[final.finish_reason],
         })
     return {"id": new_id(), "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": choices, "usage": usage_body(total_usage(finals, prompt_tokens, body.n)),
+            "choices": choices, "usage": usage_body(usage_of(finals, body.n)),
             "system_fingerprint": None}
 
 
 class CompletionRenderer:
     """Legacy `text_completion` stream chunks."""
 
-    def __init__(self, model: str, body: CompletionRequest, prompts: list[str], n_choices: int, prompt_tokens: int):
+    def __init__(self, model: str, body: CompletionRequest, prompts: list[str], n_choices: int):
         self._base = {"id": new_id(), "object": "text_completion", "created": int(time.time()), "model": model}
         self._body = body
         self._prompts = prompts
         self._n_choices = n_choices
-        self._prompt_tokens = prompt_tokens
         self._finals: list[Delta] = []
         self._offsets = [len(prompts[i // body.n]) if body.echo else 0 for i in range(n_choices)]
 
@@ -187,7 +178,7 @@ class CompletionRenderer:
         if len(self._finals) < self._n_choices:
             return frames
         if self._body.stream_options and self._body.stream_options.include_usage:
-            usage = total_usage(self._finals, self._prompt_tokens, self._body.n)
+            usage = usage_of(self._finals, self._body.n)
             frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(usage)}))
         frames.append(sse.DONE)
         return frames

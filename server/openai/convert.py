@@ -20,6 +20,7 @@ from engine import (
     ToolSpec,
     Usage,
     assemble,
+    usage_of,
 )
 
 from .. import sse
@@ -160,14 +161,6 @@ def call_id(engine_id: str) -> str:
     return f"call_{engine_id}"
 
 
-def total_usage(finals: list[Delta]) -> Usage:
-    """The request's usage: the shared prompt once, every choice's completion tokens."""
-    first = finals[0].usage or Usage()
-    return Usage(prompt_tokens=first.prompt_tokens, cached_tokens=first.cached_tokens,
-                 completion_tokens=sum((f.usage or Usage()).completion_tokens for f in finals),
-                 reasoning_tokens=sum((f.usage or Usage()).reasoning_tokens for f in finals))
-
-
 def choice_body(index: int, deltas: list[Delta], logprobs: bool) -> dict:
     text, calls = assemble(deltas)
     message: dict = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
@@ -195,7 +188,7 @@ def completion_body(model: str, deltas: list[Delta], logprobs: bool = False) -> 
         "created": int(time.time()),
         "model": model,
         "choices": [choice_body(f.choice, [d for d in deltas if d.choice == f.choice], logprobs) for f in finals],
-        "usage": usage_body(total_usage(finals)),
+        "usage": usage_body(usage_of(finals, len(finals))),
         "system_fingerprint": None,
     }
 
@@ -251,7 +244,7 @@ class ChunkRenderer:
         if len(self._finals) < self._n:
             return frames
         if self._include_usage:
-            frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(total_usage(self._finals))}))
+            frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(usage_of(self._finals, self._n))}))
         frames.append(sse.DONE)
         return frames
 

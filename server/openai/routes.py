@@ -42,8 +42,8 @@ async def legacy_completions(body: CompletionRequest, request: Request) -> Respo
     group = completions.Gathered(gens, body.n)
     return await respond(
         request, group, body.stream,
-        lambda: completions.CompletionRenderer(engine.spec.id, body, prompts, group.n_choices, group.prompt_tokens),
-        lambda deltas: completions.completion_body(engine.spec.id, deltas, body, prompts, group.prompt_tokens))
+        lambda: completions.CompletionRenderer(engine.spec.id, body, prompts, group.n_choices),
+        lambda deltas: completions.completion_body(engine.spec.id, deltas, body, prompts))
 
 
 def model_card(request: Request, model_id: str) -> dict:
