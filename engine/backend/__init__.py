@@ -38,6 +38,10 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
+def _has_amx() -> bool:
+    return b"AMX_INT8 = 1" in ll.llama_print_system_info()
+
+
 def _dist_seed(seed: int | None) -> int:
     # llama.cpp reads 0xFFFFFFFF as "pick a random seed", so a user seed must never map to it.
     if seed is None:
@@ -84,6 +88,10 @@ class Backend:
         self.model_id = model_id or os.path.basename(path)
         mparams = ll.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
+        if _has_amx():
+            # ggml's AMX kernels (an "extra buffer type" chosen on CPUs with AMX) crash or compute
+            # garbage for Q4_0/Q4_1 weights (llama.cpp issues 16315, 20824): plain CPU buffers.
+            mparams.use_extra_bufts = False
         self._model = ll.llama_model_load_from_file(path.encode(), mparams)
         if not self._model:
             raise ModelLoadFailed(self.model_id, f"llama.cpp could not load {path}")
