@@ -1,10 +1,12 @@
-"""ggserve's inference engine: continuous batching over llama.cpp. Knows nothing of HTTP."""
+"""ggserve's inference engine: continuous batching over llama.cpp, one worker process per model.
+Knows nothing of HTTP."""
 
+from .client import EngineClient
 from .config import ModelsConfig, ModelSpec, builtin_default, load_models, single_model
-from .engine import Engine, EngineStats
 from .errors import (
     ConfigError,
     ContextLengthExceeded,
+    EngineCrashed,
     EngineError,
     InvalidRequest,
     ModelLoadFailed,
@@ -12,9 +14,12 @@ from .errors import (
     Overloaded,
 )
 from .generation import Generation, assemble, usage_of
+from .launch import ProcessLauncher, ThreadLauncher
 from .registry import Registry
 from .types import (
     Delta,
+    EngineStats,
+    Failure,
     FinishReason,
     GenerateRequest,
     Message,
@@ -30,9 +35,9 @@ from .types import (
 )
 
 __all__ = [
-    "ConfigError", "ContextLengthExceeded", "Delta", "Engine", "EngineError", "EngineStats",
-    "FinishReason", "GenerateRequest", "Generation", "InvalidRequest", "Message", "ModelLoadFailed",
-    "ModelNotFound", "ModelsConfig", "ModelSpec", "Overloaded", "Registry", "SamplingParams",
-    "Usage", "builtin_default", "load_models", "single_model", "assemble", "usage_of", "OutputKind", "ResponseFormat",
-    "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
+    "ConfigError", "ContextLengthExceeded", "Delta", "EngineClient", "EngineCrashed", "EngineError", "EngineStats",
+    "Failure", "FinishReason", "GenerateRequest", "Generation", "InvalidRequest", "Message", "ModelLoadFailed",
+    "ModelNotFound", "ModelsConfig", "ModelSpec", "Overloaded", "ProcessLauncher", "Registry", "SamplingParams",
+    "ThreadLauncher", "Usage", "builtin_default", "load_models", "single_model", "assemble", "usage_of", "OutputKind",
+    "ResponseFormat", "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
 ]

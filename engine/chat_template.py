@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -76,4 +76,23 @@ class ChatTemplate:
             )
         except jinja2.exceptions.TemplateError as exc:
             # The template itself refuses this conversation (e.g. roles out of order).
+            raise InvalidRequest(f"chat template: {exc}", param="messages") from exc
+
+
+class BuiltinTemplate(ChatTemplate):
+    """One of llama.cpp's built-in chat formats (for a GGUF without a Jinja template), rendered
+    by llama.cpp itself: roles and text only, so tools are described in the system prompt."""
+
+    def __init__(self, name: str, apply: Callable[[str, list[dict[str, Any]], bool], str],
+                 bos_token: str = "", eos_token: str = ""):
+        self.source = name
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self._apply = apply
+
+    def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict] | None,
+                thinking: bool = True) -> str:
+        try:
+            return self._apply(self.source, messages, add_generation_prompt)
+        except ValueError as exc:
             raise InvalidRequest(f"chat template: {exc}", param="messages") from exc

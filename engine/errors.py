@@ -4,7 +4,18 @@ from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base of every error the engine raises on purpose."""
+    """Base of every error the engine raises on purpose. Errors cross the worker process boundary
+    pickled; the default exception pickling would call __init__ with the message alone."""
+
+    def __reduce__(self):
+        return _restore, (type(self), str(self), self.__dict__)
+
+
+def _restore(cls: type, text: str, state: dict) -> EngineError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, text)
+    exc.__dict__.update(state)
+    return exc
 
 
 class InvalidRequest(EngineError):
@@ -29,8 +40,8 @@ class ModelNotFound(EngineError):
 
 
 class Overloaded(EngineError):
-    def __init__(self, model: str, retry_after: float = 1.0):
-        super().__init__(f"model {model!r} is overloaded")
+    def __init__(self, model: str, retry_after: float = 1.0, why: str = "is overloaded"):
+        super().__init__(f"model {model!r} {why}")
         self.model = model
         self.retry_after = retry_after
 
@@ -38,6 +49,16 @@ class Overloaded(EngineError):
 class ModelLoadFailed(EngineError):
     def __init__(self, model: str, reason: str):
         super().__init__(f"model {model!r} failed to load: {reason}")
+        self.model = model
+        self.reason = reason
+
+
+class EngineCrashed(EngineError):
+    """The model's worker process died (a native fault, an out-of-memory kill...) or stopped
+    answering; every request it held ends with this."""
+
+    def __init__(self, model: str, reason: str):
+        super().__init__(f"model {model!r} crashed ({reason}); it is being restarted")
         self.model = model
         self.reason = reason
 

@@ -1,10 +1,20 @@
-"""Pure policy: what each sequence contributes to the next llama_decode."""
+"""Which sequences wait, run and finish: the only place a sequence changes state or container."""
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
+from typing import Any
 
+from .errors import InvalidRequest
 from .sequence import Sequence, SeqState
+from .slots import SlotPool, common_prefix_len
+from .types import Delta, EngineStats, Failure, FinishReason, TopLogprob, Usage
+
+# Shorter shared prefixes are recomputed rather than waited for.
+MIN_SHARED_PREFIX = 32
+# A sequence that ends this way leaves its KV cells behind as a prefix cache.
+KEEPS_CACHE = (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS)
 
 
 @dataclass(slots=True)
@@ -16,8 +26,28 @@ class StepPlan:
     def n_tokens(self) -> int:
         return len(self.decode) + sum(n for _, n in self.prefill)
 
+    @property
+    def sequences(self) -> list[Sequence]:
+        return [*self.decode, *(s for s, _ in self.prefill)]
+
     def __bool__(self) -> bool:
         return bool(self.decode or self.prefill)
+
+    def batch(self) -> tuple[list[int], list[int], list[int], list[tuple[Sequence, int]]]:
+        """(tokens, positions, slots) of one llama_decode, and which sequence samples from which
+        batch row: every decoding sequence, and each prefill whose prompt ends in this step."""
+        tokens = [s.next_token for s in self.decode]
+        positions = [s.n_past for s in self.decode]
+        slots = [s.slot for s in self.decode]
+        outputs = [(s, i) for i, s in enumerate(self.decode)]
+        for seq, n in self.prefill:
+            start = seq.n_past
+            tokens += seq.prompt[start:start + n]
+            positions += range(start, start + n)
+            slots += [seq.slot] * n
+            if n == seq.prompt_left:
+                outputs.append((seq, len(tokens) - 1))
+        return tokens, positions, slots, outputs
 
 
 def schedule(running: list[Sequence], budget: int) -> StepPlan:
@@ -36,3 +66,173 @@ def schedule(running: list[Sequence], budget: int) -> StepPlan:
             plan.prefill.append((seq, n))
             left -= n
     return plan
+
+
+class Scheduler:
+    """Owns the waiting queue, the running list and the slots. Admission decides each sequence's
+    slot and how much of its prompt the cache already holds; `finish` is the one way out."""
+
+    def __init__(self, backend: Any, prefix_cache: bool = True):
+        self.backend = backend  # KV operations and samplers (engine.core.BackendLike)
+        self.waiting: collections.deque[Sequence] = collections.deque()
+        self.running: list[Sequence] = []
+        self.slots = SlotPool(backend.n_seq, enabled=prefix_cache)
+        self.stats = EngineStats()
+        self._by_rid: dict[int, list[Sequence]] = {}
+        self._outbox: list[tuple[int, Delta]] = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running or self.waiting)
+
+    def add(self, seqs: list[Sequence]) -> None:
+        """Queue one request: its first choice leads, the others follow its prompt."""
+        seqs[0].followers = seqs[1:]
+        self._by_rid[seqs[0].rid] = seqs
+        self.waiting.append(seqs[0])
+
+    def abort(self, rid: int) -> None:
+        for seq in self._by_rid.get(rid, ()):
+            if seq.state is not SeqState.DONE:
+                self.stats.aborted += 1
+                self.finish(seq, FinishReason.ABORTED)
+
+    def plan(self) -> StepPlan:
+        self.admit()
+        return schedule(self.running, self.backend.n_batch)
+
+    # --- admission ---------------------------------------------------------------------------
+
+    def admit(self) -> None:
+        # A request with n choices is admitted whole: its followers need slots at once.
+        deferred = []
+        while self.waiting and len(self.slots) > len(self.waiting[0].followers):
+            seq = self.waiting.popleft()
+            if self._prefix_coming(seq):
+                deferred.append(seq)
+                continue
+            live = {s.slot: s.kv_tokens() for s in self.running}
+            seq.slot, reuse, source = self.slots.acquire(seq.prompt, live)
+            seq.n_past = seq.n_cached = self._reuse_prefix(seq.slot, source, reuse)
+            self.stats.reused_tokens += seq.n_cached
+            self._start(seq, SeqState.PREFILL)
+            for follower in seq.followers if seq.state is SeqState.PREFILL else ():
+                follower.slot = self.slots.acquire_empty()
+                self.backend.remove_sequence(follower.slot)
+                self._start(follower, SeqState.FOLLOW)
+        self.waiting.extendleft(reversed(deferred))
+
+    def _start(self, seq: Sequence, state: SeqState) -> None:
+        seq.state = state
+        self.running.append(seq)
+        try:
+            seq.sampler = self.backend.new_sampler(seq.sampling, seq.grammar)
+        except InvalidRequest as exc:  # checked when prepared; a failure here ends this request only
+            self.finish(seq, FinishReason.ERROR, Failure("invalid_request", exc.message, exc.param))
+
+    def _prefix_coming(self, seq: Sequence) -> bool:
+        """Another request is still prefilling a long prefix this one shares (agents with one
+        system prompt arriving together): wait until those cells exist and copy them, rather than
+        computing the same prefix twice."""
+        if not self.slots.enabled:
+            return False
+        return any(other.state is SeqState.PREFILL
+                   and common_prefix_len(other.prompt, seq.prompt) >= other.n_past + MIN_SHARED_PREFIX
+                   for other in self.running)
+
+    def _reuse_prefix(self, slot: int, source: int, n: int) -> int:
+        """Make `slot` hold the first n cells of `source` and nothing else; returns the cells kept."""
+        if source == slot:
+            if self.backend.remove_sequence(slot, n):
+                return n
+            n = 0  # this memory cannot drop a tail: start clean
+        self.backend.remove_sequence(slot)
+        if n > 0:
+            self.backend.copy_prefix(source, slot, n)
+        return n
+
+    # --- after a decode ----------------------------------------------------------------------
+
+    def decoded(self, plan: StepPlan, n_tokens: int) -> None:
+        """The plan's tokens are in the KV cache now."""
+        s = self.stats
+        n_seqs = len(plan.decode) + len(plan.prefill)
+        s.steps += 1
+        s.decoded_tokens += n_tokens
+        s.max_seqs_per_decode = max(s.max_seqs_per_decode, n_seqs)
+        s.multi_seq_steps += n_seqs > 1
+        for seq in plan.decode:
+            seq.n_past += 1
+        for seq, n in plan.prefill:
+            seq.n_past += n
+            s.prompt_tokens += n
+
+    def follow(self, leader: Sequence, follower: Sequence) -> None:
+        """The leader's prompt is in the cache: the follower shares its cells and draws its first
+        token from the same logits row."""
+        self.backend.copy_prefix(leader.slot, follower.slot, len(leader.prompt))
+        follower.n_past = len(leader.prompt)
+
+    def take(self, seq: Sequence, token: int, piece: bytes, eog: bool,
+             logprob: tuple[float, list[TopLogprob]] | None) -> None:
+        """One sampled token for `seq`: its Deltas are queued, and it finishes if it ends here."""
+        seq.state = SeqState.DECODE
+        self.stats.generated_tokens += 1
+        deltas, reason = seq.accept(token, piece, eog, logprob)
+        self._outbox.extend((seq.rid, d) for d in deltas)
+        if reason is not None:
+            self.finish(seq, reason)
+
+    def finish(self, seq: Sequence, reason: FinishReason, failure: Failure | None = None) -> None:
+        if seq.state is SeqState.DONE:
+            return
+        if seq.slot >= 0:
+            keep = self.slots.enabled and reason in KEEPS_CACHE
+            if not keep:
+                self.backend.remove_sequence(seq.slot)
+            self.slots.release(seq.slot, seq.kv_tokens() if keep else [])
+            seq.slot = -1
+        if seq.sampler is not None:
+            seq.sampler.free()
+            seq.sampler = None
+        if seq in self.running:
+            self.running.remove(seq)
+        elif seq in self.waiting:
+            self.waiting.remove(seq)
+        if reason not in KEEPS_CACHE:
+            for follower in seq.followers:  # never started: they go down with their leader
+                if follower.state in (SeqState.WAITING, SeqState.FOLLOW):
+                    self.finish(follower, reason, failure)
+        seq.state = SeqState.DONE
+        self._outbox.append((seq.rid, Delta(finish_reason=reason, usage=spent(seq), stop_sequence=seq.stop.matched,
+                                            choice=seq.choice, failure=failure)))
+        if all(s.state is SeqState.DONE for s in self._by_rid.get(seq.rid, ())):
+            self._by_rid.pop(seq.rid, None)
+
+    def fail_all(self, failure: Failure) -> None:
+        for seq in [*self.running, *self.waiting]:
+            self.finish(seq, FinishReason.ERROR, failure)
+
+    # --- what the worker publishes -----------------------------------------------------------
+
+    def drain(self) -> list[tuple[int, Delta]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def snapshot(self) -> EngineStats:
+        s = self.stats
+        return EngineStats(
+            steps=s.steps, max_seqs_per_decode=s.max_seqs_per_decode, multi_seq_steps=s.multi_seq_steps,
+            decoded_tokens=s.decoded_tokens, running=len(self.running), waiting=len(self.waiting),
+            free_slots=len(self.slots), kv_tokens=sum(q.n_past for q in self.running),
+            cached_tokens=self.slots.cached_tokens, reused_tokens=s.reused_tokens, prompt_tokens=s.prompt_tokens,
+            generated_tokens=s.generated_tokens, aborted=s.aborted,
+        )
+
+
+def spent(seq: Sequence) -> Usage:
+    """What the sequence cost, however it ended: the prompt tokens that reached the KV cache (all
+    of them once it generated), and every sampled token."""
+    prompt = len(seq.prompt) if seq.n_generated or seq.n_past >= len(seq.prompt) else seq.n_past
+    return Usage(prompt_tokens=prompt, completion_tokens=seq.n_generated, cached_tokens=min(seq.n_cached, prompt),
+                 reasoning_tokens=seq.n_reasoning)

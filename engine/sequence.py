@@ -29,7 +29,7 @@ class Sequence:
     max_tokens: int  # already capped so prompt + completion fits the sequence's context
     sampling: SamplingParams
     stop: StopMatcher
-    sink: Any  # where Deltas go: the engine hands them to the caller's event loop
+    rid: int = 0  # the caller's request id: Deltas go back under it
     state: SeqState = SeqState.WAITING
     slot: int = -1  # llama.cpp sequence id while it holds one
     n_past: int = 0  # tokens of this sequence already in the KV cache

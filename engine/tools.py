@@ -32,9 +32,6 @@ MAX_PARALLEL_CALLS = 8
 @dataclass(slots=True, frozen=True)
 class Grammar:
     gbnf: str
-    # Lazy grammars wait for one of these regexes to match the output before constraining it;
-    # they are fed the text from the first capture group on.
-    triggers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -73,7 +70,11 @@ class Tooling:
         return messages, None
 
     def grammar(self, request: GenerateRequest) -> Grammar | None:
-        """The grammar this request's output must follow, or None for free text."""
+        """The grammar this request's output must follow, or None for free text. With tool_choice
+        auto the model writes freely, but the grammar holds from the first token: text that never
+        opens a call, then (optionally) calls that match their schemas. (llama.cpp's lazy
+        grammars, which start constraining once a trigger appears, abort the process when the
+        token that completes the trigger carries text the grammar refuses.)"""
         check_request(request)
         calls = self.uses_tools(request)
         fmt = request.response_format
@@ -87,9 +88,18 @@ class Tooling:
         if fmt.kind is not OutputKind.TEXT:
             schema = fmt.schema if fmt.kind is OutputKind.JSON_SCHEMA else {"type": "object"}
             alternatives.append(g.add_schema(schema, "answer", fmt.param))
-        g.add_rule("root", " | ".join(alternatives))
-        lazy = calls and request.tool_choice.mode is ToolChoiceMode.AUTO and fmt.kind is OutputKind.TEXT
-        return Grammar(g.build(), self._triggers() if lazy else ())
+        if calls and request.tool_choice.mode is ToolChoiceMode.AUTO and fmt.kind is OutputKind.TEXT:
+            g.add_rule("root", self._text_then_calls(g))
+        else:
+            g.add_rule("root", " | ".join(alternatives))
+        return Grammar(g.build())
+
+    def _text_then_calls(self, g: GrammarBuilder) -> str:
+        if self.fmt is ToolFormat.HERMES:
+            return f"{g.text_without('free-text', OPEN_TAG)} calls?"
+        # Llama-3 calls are the whole reply: a reply that starts with "{" is a call.
+        g.add_rule("free-text", r"[^{ \t\n] [^\x00]*")
+        return r"[ \t\n]* (calls | free-text)?"
 
     def _add_calls(self, g: GrammarBuilder, request: GenerateRequest) -> None:
         choice = request.tool_choice
@@ -108,11 +118,6 @@ class Tooling:
             g.add_rule("calls", f"call-block{more}")
         else:  # Llama-3 JSON calls are the whole reply: one call
             g.add_rule("calls", "call")
-
-    def _triggers(self) -> tuple[str, ...]:
-        if self.fmt is ToolFormat.HERMES:
-            return (r"[\s\S]*?(<tool_call>)[\s\S]*",)
-        return (r"\s*(\{\s*\"name\")[\s\S]*",)
 
 
 def check_request(request: GenerateRequest) -> None:

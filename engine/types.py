@@ -135,6 +135,15 @@ class ToolCallDelta:
 
 
 @dataclass(slots=True)
+class Failure:
+    """Why a generation ended with FinishReason.ERROR, for the caller's error event or status."""
+
+    code: str  # model_crashed | decode_failed | invalid_request | internal_error
+    message: str
+    param: str | None = None  # the request field at fault (invalid_request)
+
+
+@dataclass(slots=True)
 class Delta:
     """A piece of a generation. The last one has finish_reason set and carries the final usage."""
 
@@ -146,3 +155,23 @@ class Delta:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     stop_sequence: str | None = None  # the stop string that ended it, if one did
+    failure: Failure | None = None  # with FinishReason.ERROR: what went wrong
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """A snapshot of one engine's counters, published by its worker after each step."""
+
+    steps: int = 0  # llama_decode calls
+    max_seqs_per_decode: int = 0  # most distinct sequences in one llama_decode
+    multi_seq_steps: int = 0  # decodes that carried two or more sequences
+    decoded_tokens: int = 0  # tokens in all decodes (prompt chunks and generated): per step = this / steps
+    running: int = 0  # sequences holding a slot
+    waiting: int = 0  # accepted, waiting for a slot
+    free_slots: int = 0
+    kv_tokens: int = 0  # KV cells held by running sequences
+    cached_tokens: int = 0  # KV cells kept in idle slots for prefix reuse
+    reused_tokens: int = 0  # prompt tokens served from the cache since start
+    prompt_tokens: int = 0  # prefilled since start
+    generated_tokens: int = 0
+    aborted: int = 0  # sequences ended because their caller went away

@@ -121,26 +121,31 @@ class AccessMiddleware:
             return ApiError(413, f"The request body is larger than {self._max_body} bytes.", code="request_too_large")
         return None
 
-    @staticmethod
-    def _client_key(scope: Scope, headers: dict[str, str]) -> str:
-        """Whom limits apply to: the API key's digest when one is sent, else the client address."""
-        auth = headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key", "")
-        if key:
-            return "key:" + hashlib.sha256(key.encode()).hexdigest()
+    def _client_key(self, scope: Scope, headers: dict[str, str]) -> str:
+        """Whom limits apply to: the configured key the request authenticated with, else the client
+        address. Only a key the server knows may name a bucket: keyed by whatever token was sent, a
+        client could make up a new one per request and never be limited."""
+        key = self._matching_key(headers) if self._keys else None
+        if key is not None:
+            return "key:" + hashlib.sha256(key).hexdigest()
         return "addr:" + str((scope.get("client") or ("-",))[0])
 
     def _authorized(self, headers: dict[str, str]) -> bool:
+        return self._matching_key(headers) is not None
+
+    def _matching_key(self, headers: dict[str, str]) -> bytes | None:
+        """The configured key that the bearer token or x-api-key matches, if any."""
         auth = headers.get("authorization", "")
         candidates = [auth[7:].strip().encode()] if auth.lower().startswith("bearer ") else []
         if "x-api-key" in headers:
             candidates.append(headers["x-api-key"].encode())
         # Compare against every key, in constant time each, so timing says nothing about a match.
-        ok = False
+        match = None
         for given in candidates:
             for key in self._keys:
-                ok |= hmac.compare_digest(given, key)
-        return ok
+                if hmac.compare_digest(given, key):
+                    match = key
+        return match
 
     async def _bounded(self, headers: dict[str, str], receive: Receive) -> tuple[Receive, ApiError | None]:
         """A body without a length is read up to the limit here and replayed to the app."""

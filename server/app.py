@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         budget = settings.memory_budget_mb * 1024 * 1024 or None
-        reg = registry or Registry(config or load_config(settings), max_queue=settings.max_queue, memory_budget=budget)
+        reg = registry or Registry(config or load_config(settings), max_queue=settings.max_queue, memory_budget=budget,
+                                   log_level=settings.log_level)
         app.state.registry = reg
         metrics.watch(reg)
         app.state.started = int(time.time())
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
         reaper = asyncio.create_task(unload_idle_models(reg))
         yield
         reaper.cancel()
-        reg.close()
+        await reg.close()
 
     app = FastAPI(title="ggserve", lifespan=lifespan)
     errors.install(app)
@@ -85,14 +86,27 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
         reg: Registry = request.app.state.registry
-        engine = reg.loaded(reg.spec(reg.config.default).id)
-        ok = engine is not None and engine.alive
-        return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+        engine = reg.loaded(reg.default_id)
+        if engine is not None:
+            return JSONResponse({"status": "ok"})
+        crashes = reg.crashes.get(reg.default_id)
+        body = {"status": "unavailable"}
+        if crashes:  # restarting after a crash
+            body["last_crash"] = crashes.last_reason
+        return JSONResponse(body, status_code=503)
 
     @app.get("/stats")
     async def stats(request: Request) -> dict:
-        """Engine counters per loaded model: for tests and operators."""
+        """Engine counters per loaded model (published by its worker after each step), with the
+        worker's pid and restarts: for tests and operators."""
         reg: Registry = request.app.state.registry
-        return {s.id: dataclasses.asdict(e.stats()) for s in reg.specs if (e := reg.loaded(s.id))}
+        out = {}
+        for spec in reg.specs:
+            engine = reg.loaded(spec.id)
+            if engine is not None:
+                crashes = reg.crashes.get(spec.id)
+                out[spec.id] = {**dataclasses.asdict(engine.stats()), "pid": engine.pid,
+                                "restarts": crashes.count if crashes else 0}
+        return out
 
     return app

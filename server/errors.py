@@ -12,7 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import (
     ContextLengthExceeded,
+    EngineCrashed,
     EngineError,
+    Failure,
     InvalidRequest,
     ModelLoadFailed,
     ModelNotFound,
@@ -54,7 +56,21 @@ def from_engine(exc: EngineError) -> ApiError:
         return ApiError(503, str(exc), code="overloaded", headers={"Retry-After": str(max(1, round(exc.retry_after)))})
     if isinstance(exc, ModelLoadFailed):
         return ApiError(503, str(exc), param="model", code="model_load_failed")
+    if isinstance(exc, EngineCrashed):
+        return ApiError(500, str(exc), code="model_crashed")
     return ApiError(500, f"internal error: {exc}")
+
+
+# A generation that ended with FinishReason.ERROR: its Failure's code -> status.
+_FAILURE_STATUS = {"model_crashed": 500, "decode_failed": 500, "invalid_request": 400, "model_unloaded": 503}
+
+
+def from_failure(failure: Failure | None) -> ApiError:
+    if failure is None:
+        return ApiError(500, "generation failed")
+    status = _FAILURE_STATUS.get(failure.code, 500)
+    code = None if failure.code == "invalid_request" else failure.code
+    return ApiError(status, failure.message, param=failure.param, code=code)
 
 
 def is_anthropic(request: Request) -> bool:

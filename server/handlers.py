@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import AsyncIterator, Callable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from engine import Delta, Engine, Generation, Registry
+from engine import Delta, EngineClient, FinishReason, Generation, Registry
 
 from . import sse
 from .access import CURRENT, first_token_seconds, note
-from .errors import ApiError
+from .errors import ApiError, from_failure
 
 
 def registry_of(request: Request) -> Registry:
@@ -30,18 +31,20 @@ def check_size(request: Request, n_messages: int, max_tokens: int | None) -> Non
                        param="max_tokens")
 
 
-async def engine_for(request: Request, name: str) -> Engine:
-    """The generating engine serving `name` (loaded if need be), noted for the access log."""
-    engine = await registry_of(request).get(name)
-    note(model=engine.spec.id)
-    return engine
+@contextlib.asynccontextmanager
+async def engine_for(request: Request, name: str, embedding: bool = False) -> AsyncIterator[EngineClient]:
+    """The engine serving `name` (loaded if need be), noted for the access log and kept loaded
+    while the handler uses it; a submitted generation then keeps it until it finishes."""
+    async with registry_of(request).use(name, embedding) as engine:
+        note(model=engine.spec.id)
+        yield engine
 
 
 async def respond(request: Request, gen: Generation, stream: bool,
                   renderer: Callable[[], sse.StreamRenderer],
-                  body: Callable[[list[Delta]], dict | None]) -> Response:
+                  body: Callable[[list[Delta]], dict]) -> Response:
     """Stream the generation as SSE, or collect it and answer with `body(deltas)` (the final
-    Delta last); `body` returns None for a generation that failed."""
+    Delta last). A generation that failed is the error of its failure, in the protocol's shape."""
     if stream:
         model = CURRENT.get().model if CURRENT.get() else "-"
 
@@ -51,11 +54,13 @@ async def respond(request: Request, gen: Generation, stream: bool,
                 request.app.state.metrics.ttft.labels(model).observe(seconds)
 
         return sse.response(gen, renderer(), first_token)
-    result = await sse.collect(gen, request)
+    try:
+        result = await sse.collect(gen, request)
+    finally:
+        await sse.account(gen)
     if result is None:
         return Response(status_code=499)  # the client went away; nobody reads this
-    sse.note_usage(result, gen.n)
-    answer = body(result)
-    if answer is None:
-        raise ApiError(500, "generation failed")
-    return JSONResponse(answer)
+    failed = next((d for d in result if d.finish_reason is FinishReason.ERROR), None)
+    if failed is not None:
+        raise from_failure(failed.failure)
+    return JSONResponse(body(result))

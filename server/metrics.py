@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from engine import Engine, Registry
+from engine import Registry
 
 ROUTES = {"/v1/chat/completions", "/api/v1/chat/completions", "/v1/completions", "/v1/embeddings",
           "/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/health", "/stats", "/metrics"}
@@ -57,14 +57,17 @@ class EngineCollector:
             ("model_load_seconds", "Time the model took to load"),
             ("model_loaded", "1 when the model is loaded"))}
         steps = CounterMetricFamily("ggserve_decode_steps", "llama_decode calls", labels=["model"])
+        restarts = CounterMetricFamily("ggserve_model_restarts", "Worker restarts after a crash", labels=["model"])
         reused = CounterMetricFamily("ggserve_prompt_cache_reused_tokens", "Prompt tokens served from the cache",
                                      labels=["model"])
         for spec in self._models.specs:
             engine = self._models.loaded(spec.id)
             gauges["model_loaded"].add_metric([spec.id], 1 if engine else 0)
+            crashes = self._models.crashes.get(spec.id)
+            restarts.add_metric([spec.id], crashes.count if crashes else 0)
             if spec.id in self._models.load_seconds:
                 gauges["model_load_seconds"].add_metric([spec.id], self._models.load_seconds[spec.id])
-            if not isinstance(engine, Engine):
+            if engine is None or spec.embedding:
                 continue
             s = engine.stats()
             gauges["queue_depth"].add_metric([spec.id], s.waiting)
@@ -76,6 +79,7 @@ class EngineCollector:
             reused.add_metric([spec.id], s.reused_tokens)
         yield from gauges.values()
         yield steps
+        yield restarts
         yield reused
 
 

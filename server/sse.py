@@ -9,9 +9,10 @@ from typing import AsyncIterator, Protocol
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from engine import Delta, Generation, usage_of
+from engine import Delta, FinishReason, Generation, usage_of
 
 from .access import note
+from .errors import ApiError, from_failure
 
 KEEPALIVE_SECONDS = 10.0
 DONE = b"data: [DONE]\n\n"
@@ -36,12 +37,14 @@ class StreamRenderer(Protocol):
     def start(self) -> list[bytes]: ...
     def on_delta(self, delta: Delta) -> list[bytes]: ...
     def on_finish(self, delta: Delta) -> list[bytes]: ...
+    def error(self, err: ApiError) -> list[bytes]: ...  # the stream's last frames after a failure
     def keepalive(self) -> bytes: ...
 
 
 async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None) -> AsyncIterator[bytes]:
     """The SSE body. Starlette cancels this generator when the client disconnects; the finally
-    clause then aborts the sequence so its KV cells are freed at the engine's next step."""
+    clause then aborts the sequence so its KV cells are freed at the engine's next step. A failed
+    generation (a crashed model, say) ends the stream with the protocol's error event."""
     try:
         yield b"".join(renderer.start())
         while True:
@@ -54,8 +57,10 @@ async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None)
                 on_first_token = None
             out: list[bytes] = []
             for delta in deltas:
+                if delta.finish_reason is FinishReason.ERROR:
+                    yield b"".join(out + renderer.error(from_failure(delta.failure)))
+                    return
                 out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
-            note_usage(deltas, gen.n)
             yield b"".join(out)
             if gen.done:
                 return
@@ -63,11 +68,12 @@ async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None)
         gen.close()
 
 
-def note_usage(deltas: list[Delta], n: int) -> None:
-    """Tokens for the access log and the token rate limit (n choices per prompt)."""
-    finals = [d for d in deltas if d.finish_reason is not None]
+async def account(gen: Generation) -> None:
+    """Tokens for the access log and the token rate limit: what the request spent, however it
+    ended (an aborted one reports what it had prefilled and generated)."""
+    finals = await gen.settle()
     if finals:
-        usage = usage_of(finals, n)
+        usage = usage_of(finals, gen.n)
         note(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
 
 
@@ -83,7 +89,7 @@ class GenerationResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._gen.close()
+            await account(self._gen)
 
 
 def response(gen: Generation, renderer: StreamRenderer, on_first_token=None) -> StreamingResponse:

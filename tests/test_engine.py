@@ -1,242 +1,296 @@
-"""The engine's step loop over a fake backend: batching, stopping, aborts, slots."""
+"""The engine's step loop (preparation, scheduler, core) over a fake backend, stepped by hand:
+batching, stopping, aborts, slots and the prefix cache, with exact assertions."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import itertools
+from collections import defaultdict
 
 import pytest
 
-from engine import ContextLengthExceeded, Engine, FinishReason, GenerateRequest, InvalidRequest, Message, SamplingParams
+from engine import ContextLengthExceeded, FinishReason, GenerateRequest, InvalidRequest, Message, SamplingParams
 from engine.chat_template import ChatTemplate
 from engine.config import ModelSpec, Source
+from engine.core import EngineCore
+from engine.prepare import Preparer
+from engine.scheduler import Scheduler
+from engine.types import Delta, Failure
 
-from .fake_backend import FakeBackend
-
-# A template that passes the user's text through, so the prompt's tokens are its bytes.
-PLAIN = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+from .fake_backend import BOS, NO_TOKEN, PLAIN, FakeBackend
 
 
-def make_engine(backend: FakeBackend, n_ctx: int = 64) -> Engine:
-    spec = ModelSpec(id="fake", source=Source(path="x"), n_ctx=n_ctx, parallel=backend.n_seq)
-    return Engine(spec, backend, ChatTemplate(PLAIN))
+class Harness:
+    """A worker's engine without the worker: submit, then step until done."""
+
+    def __init__(self, backend: FakeBackend, n_ctx: int = 64, prefix_cache: bool = True):
+        spec = ModelSpec(id="fake", source=Source(path="x"), n_ctx=n_ctx, parallel=backend.n_seq,
+                         n_batch=backend.n_batch, prefix_cache=prefix_cache)
+        self.backend = backend
+        self.preparer = Preparer(spec, backend, ChatTemplate(PLAIN))
+        self.scheduler = Scheduler(backend, prefix_cache=prefix_cache)
+        self.core = EngineCore(backend, self.scheduler)
+        self.deltas: dict[int, list[Delta]] = defaultdict(list)
+        self._rids = itertools.count(1)
+
+    def submit(self, req: GenerateRequest) -> int:
+        rid = next(self._rids)
+        self.scheduler.add(self.preparer.prepare(rid, req))
+        return rid
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.core.step()
+            for rid, delta in self.scheduler.drain():
+                self.deltas[rid].append(delta)
+
+    def run(self, limit: int = 10_000) -> None:
+        while self.scheduler.busy and limit:
+            self.step()
+            limit -= 1
+        assert not self.scheduler.busy, "the engine did not finish"
+
+    def text(self, rid: int, choice: int = 0) -> str:
+        return "".join(d.text for d in self.deltas[rid] if d.choice == choice)
+
+    def final(self, rid: int, choice: int = 0) -> Delta:
+        finals = [d for d in self.deltas[rid] if d.finish_reason is not None and d.choice == choice]
+        assert len(finals) == 1, finals
+        return finals[0]
+
+    @property
+    def stats(self):
+        return self.scheduler.snapshot()
 
 
 def request(text: str = "hi", seed: int = 0, **kw) -> GenerateRequest:
     return GenerateRequest(messages=[Message("user", text)], sampling=SamplingParams(seed=seed), **kw)
 
 
-async def run(engine: Engine, req: GenerateRequest) -> tuple[str, FinishReason, int]:
-    gen = await engine.submit(req)
-    text = ""
-    async for delta in gen:
-        text += delta.text
-        if delta.finish_reason:
-            return text, delta.finish_reason, delta.usage.completion_tokens
-    raise AssertionError("no finish")
-
-
 @pytest.fixture
 def backend():
-    return FakeBackend(scripts={1: b"abc", 2: b"hello STOP more", 3: b"0123456789"})
+    return FakeBackend()
 
 
 @pytest.fixture
-def engine(backend):
-    e = make_engine(backend)
-    yield e
-    e.close()
+def h(backend):
+    return Harness(backend)
 
 
-async def test_generates_until_eog_and_counts_every_sampled_token(engine):
-    text, reason, n = await run(engine, request(seed=1))
-    assert (text, reason, n) == ("abc", FinishReason.STOP, 4)  # a, b, c and the EOG token
+def test_generates_until_eog_and_counts_every_sampled_token(h):
+    rid = h.submit(request(seed=1))
+    h.run()
+    final = h.final(rid)
+    assert (h.text(rid), final.finish_reason, final.usage.completion_tokens) == ("abc", FinishReason.STOP, 4)
 
 
-async def test_max_tokens_ends_with_length(engine):
-    text, reason, n = await run(engine, request(seed=3, max_tokens=4))
-    assert (text, reason, n) == ("0123", FinishReason.LENGTH, 4)
+def test_max_tokens_ends_with_length(h):
+    rid = h.submit(request(seed=3, max_tokens=4))
+    h.run()
+    assert (h.text(rid), h.final(rid).finish_reason) == ("0123", FinishReason.LENGTH)
 
 
-async def test_stop_string_is_cut_and_ends_with_stop(engine):
-    gen = await engine.submit(request(seed=2, stop=["nope", "STOP"]))
-    deltas = [d async for d in gen]
-    assert "".join(d.text for d in deltas) == "hello "
-    assert (deltas[-1].finish_reason, deltas[-1].stop_sequence) == (FinishReason.STOP, "STOP")
+def test_stop_string_is_cut_and_ends_with_stop(h):
+    rid = h.submit(request(seed=2, stop=["nope", "STOP"]))
+    h.run()
+    assert h.text(rid) == "hello "
+    assert (h.final(rid).finish_reason, h.final(rid).stop_sequence) == (FinishReason.STOP, "STOP")
 
 
-async def test_count_tokens_matches_the_submitted_prompt(engine):
+def test_count_tokens_matches_the_submitted_prompt(h):
     req = request(text="count me")
-    n = await engine.count_tokens(req)
-    gen = await engine.submit(req)
-    assert n == gen.prompt_tokens == len("count me")
-    gen.close()
+    rid = h.submit(req)
+    h.run()
+    assert h.preparer.count(req) == h.final(rid).usage.prompt_tokens == len("count me")
 
 
-async def test_concurrent_requests_share_decode_steps(engine, backend):
-    backend.gate = threading.Event()  # hold the worker so all four are queued before it goes on
-    gens = [await engine.submit(request(seed=3)) for _ in range(4)]
-    backend.gate.set()
-
-    async def text_of(gen) -> str:
-        return "".join([d.text async for d in gen])
-
-    assert await asyncio.gather(*(text_of(g) for g in gens)) == ["0123456789"] * 4
+def test_concurrent_requests_share_decode_steps(h, backend):
+    rids = [h.submit(request(seed=3)) for _ in range(4)]
+    h.run()
+    assert [h.text(r) for r in rids] == ["0123456789"] * 4
     assert max(len(set(ids)) for ids in backend.decodes) == 4
-    assert engine.stats().max_seqs_per_decode == 4
+    assert h.stats.max_seqs_per_decode == 4
 
 
-async def test_more_requests_than_slots_all_complete_and_slots_return(engine, backend):
-    results = await asyncio.gather(*(run(engine, request(seed=1)) for _ in range(10)))
-    assert [r[0] for r in results] == ["abc"] * 10
-    stats = engine.stats()
+def test_more_requests_than_slots_all_complete_and_slots_return(h, backend):
+    rids = [h.submit(request(seed=1)) for _ in range(10)]
+    h.run()
+    assert [h.text(r) for r in rids] == ["abc"] * 10
+    stats = h.stats
     assert (stats.running, stats.waiting, stats.free_slots) == (0, 0, backend.n_seq)
     assert all(s.freed for s in backend.samplers)
 
 
-async def test_long_prompt_is_prefilled_in_chunks_under_the_budget(engine, backend):
-    await run(engine, request(text="x" * 40, seed=1))
-    prefill_sizes = [len(ids) for ids in backend.decodes[:3]]
-    assert prefill_sizes == [16, 16, 8]
+def test_long_prompt_is_prefilled_in_chunks_under_the_budget(h, backend):
+    h.submit(request(text="x" * 40, seed=1))
+    h.run()
+    assert [len(ids) for ids in backend.decodes[:3]] == [16, 16, 8]
 
 
-async def test_prompt_that_does_not_fit_is_refused_before_queueing(engine):
+def test_prompt_that_does_not_fit_is_refused_before_queueing(h):
     with pytest.raises(ContextLengthExceeded) as info:
-        await engine.submit(request(text="y" * 64))
+        h.submit(request(text="y" * 64))
     assert (info.value.n_prompt, info.value.n_ctx) == (64, 64)
-    assert engine.stats().waiting == 0
+    assert h.stats.waiting == 0
 
 
-async def test_generation_stops_at_the_end_of_the_context(backend):
-    engine = make_engine(backend, n_ctx=8)
-    try:
-        text, reason, n = await run(engine, request(text="abcde", seed=3))
-        assert (text, reason, n) == ("012", FinishReason.LENGTH, 3)
-    finally:
-        engine.close()
+def test_empty_prompt_is_the_bos_token_alone(h):
+    # Regression: a 0-token prompt reached SlotPool.acquire, got a reuse of -1 and killed the engine.
+    rid = h.submit(GenerateRequest(prompt="", sampling=SamplingParams(seed=1)))
+    h.run()
+    assert h.final(rid).usage.prompt_tokens == 1
+    assert h.backend.decodes[0] == [0]  # one prompt position: BOS
+    assert h.preparer.tokenize(GenerateRequest(prompt="")) == [BOS]
 
 
-async def test_abort_frees_the_slot_and_kv_cells(engine, backend):
-    backend.scripts[4] = b"x" * 1000
-    backend.gate = threading.Event()  # the worker waits inside sample() until released
-    gen = await engine.submit(request(seed=4))
-    while engine.stats().running == 0:
-        await asyncio.sleep(0.01)
+def test_generation_stops_at_the_end_of_the_context(backend):
+    h = Harness(backend, n_ctx=8)
+    rid = h.submit(request(text="abcde", seed=3))
+    h.run()
+    assert (h.text(rid), h.final(rid).finish_reason, h.final(rid).usage.completion_tokens) == \
+        ("012", FinishReason.LENGTH, 3)
+
+
+def test_abort_frees_the_slot_and_kv_cells_and_reports_what_was_spent(h, backend):
+    rid = h.submit(request(text="twelve chars", seed=4))
+    h.step(5)  # the prompt, then four tokens
     removed_before = len(backend.removed)
-    gen.close()
-    backend.gate.set()
-    for _ in range(200):
-        if engine.stats().free_slots == backend.n_seq:
-            break
-        await asyncio.sleep(0.01)
-    stats = engine.stats()
+    h.scheduler.abort(rid)
+    h.step()
+    stats = h.stats
     assert (stats.running, stats.aborted, stats.free_slots) == (0, 1, backend.n_seq)
-    assert stats.generated_tokens < 10, "the aborted sequence kept generating"
     assert len(backend.removed) == removed_before + 1, "the aborted sequence's KV cells were not removed"
     assert stats.cached_tokens == 0, "an aborted sequence must not be kept as a prefix cache"
+    final = h.final(rid)
+    # Regression: an aborted request was charged 0 tokens, a way around the token rate limit.
+    assert final.finish_reason is FinishReason.ABORTED
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (len("twelve chars"), 5)
 
 
-async def test_decode_failure_fails_the_request_without_hanging(backend):
+def test_an_aborted_queued_request_is_never_generated(backend):
+    # Regression: a queued sequence that was aborted stayed in the waiting queue (Engine._finish)
+    # and was later generated to max_tokens for nobody.
+    h = Harness(backend)
+    running = [h.submit(request(seed=1)) for _ in range(backend.n_seq)]
+    queued = h.submit(request(seed=3))
+    h.step()
+    assert h.stats.waiting == 1
+    h.scheduler.abort(queued)
+    h.run()
+    assert h.stats.generated_tokens == 4 * len(running)  # "abc" + EOG each, nothing for the aborted one
+    assert (h.final(queued).finish_reason, h.final(queued).usage.completion_tokens) == (FinishReason.ABORTED, 0)
+    assert h.text(queued) == ""
+
+
+def test_decode_failure_fails_the_request_and_frees_its_slot(backend):
     backend.fail_decode = True
-    engine = make_engine(backend)
-    try:
-        _, reason, _ = await asyncio.wait_for(run(engine, request(seed=1)), 5)
-        assert reason is FinishReason.ERROR
-        assert engine.stats().free_slots == backend.n_seq
-    finally:
-        engine.close()
+    h = Harness(backend)
+    rid = h.submit(request(seed=1))
+    h.run()
+    assert h.final(rid).finish_reason is FinishReason.ERROR
+    assert h.final(rid).failure.code == "decode_failed"
+    assert h.stats.free_slots == backend.n_seq
 
 
-async def test_repeated_prompt_reuses_the_cached_prefix(engine, backend):
+def test_a_row_with_no_allowed_token_ends_cleanly(backend):
+    # logit_bias that bans every token a grammar allows: the sampler reports nothing to sample.
+    backend.scripts[7] = [ord("a"), NO_TOKEN]
+    h = Harness(backend)
+    rid = h.submit(request(seed=7))
+    h.run()
+    final = h.final(rid)
+    assert final.finish_reason is FinishReason.ERROR
+    assert (final.failure.code, final.failure.param) == ("invalid_request", "logit_bias")
+    assert h.stats.free_slots == backend.n_seq
+
+
+def test_repeated_prompt_reuses_the_cached_prefix(h, backend):
     prompt = "a shared system prompt, then a question"
-    *_, = await run(engine, request(text=prompt, seed=1))
+    h.submit(request(text=prompt, seed=1))
+    h.run()
     before = sum(len(ids) for ids in backend.decodes)
-    gen = await engine.submit(request(text=prompt + " and more", seed=1))
-    final = [d async for d in gen][-1]
-    assert final.usage.cached_tokens == len(prompt)
+    rid = h.submit(request(text=prompt + " and more", seed=1))
+    h.run()
+    assert h.final(rid).usage.cached_tokens == len(prompt)
     computed = sum(len(ids) for ids in backend.decodes) - before
     assert computed == len(" and more") + 3  # the new tail, then one decode per generated token but the last
-    assert engine.stats().reused_tokens == len(prompt)
+    assert h.stats.reused_tokens == len(prompt)
 
 
-async def test_identical_prompt_still_computes_its_last_token(engine, backend):
-    await run(engine, request(text="same", seed=1))
-    gen = await engine.submit(request(text="same", seed=1))
-    final = [d async for d in gen][-1]
-    assert final.usage.cached_tokens == len("same") - 1
+def test_identical_prompt_still_computes_its_last_token(h):
+    h.submit(request(text="same", seed=1))
+    h.run()
+    rid = h.submit(request(text="same", seed=1))
+    h.run()
+    assert h.final(rid).usage.cached_tokens == len("same") - 1
 
 
-async def test_prefix_of_a_running_sequence_is_shared_not_recomputed(engine, backend):
-    backend.scripts[5] = b"y" * 200
-    backend.gate, backend.gated_seeds = threading.Event(), {5}  # seed 5 stalls in its first sample
+def test_prefix_of_a_running_sequence_is_shared_not_recomputed(h, backend):
     system = "You are helpful. " * 2
-    long_running = await engine.submit(request(text=system + "first", seed=5))
-    while engine.stats().prompt_tokens == 0:  # its prompt is in the KV cache now
-        await asyncio.sleep(0.01)
-    gen = await engine.submit(request(text=system + "second", seed=1))
-    backend.gate.set()
-    final = [d async for d in gen][-1]
-    long_running.close()
-    assert final.usage.cached_tokens == len(system)
+    long_running = h.submit(request(text=system + "first", seed=5))
+    h.step(4)  # its prompt is in the KV cache and it is generating
+    rid = h.submit(request(text=system + "second", seed=1))
+    h.step(6)
+    h.scheduler.abort(long_running)
+    h.run()
+    assert h.final(rid).usage.cached_tokens == len(system)
     assert backend.copies and backend.copies[-1][2] == len(system)
 
 
-async def test_logprob_tokens_concatenate_to_the_content_even_around_a_stop(engine, backend):
+def test_logprob_tokens_concatenate_to_the_content_even_around_a_stop(h, backend):
     backend.scripts[6] = "añb STOP x".encode()  # ñ is two bytes: two tokens, one character
-    gen = await engine.submit(GenerateRequest(messages=[Message("user", "q")], sampling=SamplingParams(seed=6),
-                                              stop=["b ST"], logprobs=2))
-    deltas = [d async for d in gen]
-    text = "".join(d.text for d in deltas)
+    rid = h.submit(GenerateRequest(messages=[Message("user", "q")], sampling=SamplingParams(seed=6),
+                                   stop=["b ST"], logprobs=2))
+    h.run()
+    deltas = h.deltas[rid]
     entries = [e for d in deltas for e in d.logprobs or []]
-    assert text == "añ"
-    assert "".join(e.token for e in entries) == text
+    assert h.text(rid) == "añ"
+    assert "".join(e.token for e in entries) == "añ"
     assert [e.bytes for e in entries[:3]] == [b"a", "ñ".encode()[:1], "ñ".encode()[1:]]
     assert all(len(e.top) == 2 for e in entries)
 
 
-async def test_n_choices_prefill_once_and_copy_the_prompt(engine, backend):
-    gen = await engine.submit(GenerateRequest(messages=[Message("user", "twelve chars")], n=3,
-                                              sampling=SamplingParams(seed=1)))
-    deltas = [d async for d in gen]
-    finals = [d for d in deltas if d.finish_reason]
-    assert sorted(d.choice for d in finals) == [0, 1, 2]
+def test_n_choices_prefill_once_and_copy_the_prompt(h, backend):
+    rid = h.submit(GenerateRequest(messages=[Message("user", "twelve chars")], n=3, sampling=SamplingParams(seed=1)))
+    h.run()
+    assert sorted(d.choice for d in h.deltas[rid] if d.finish_reason) == [0, 1, 2]
     # choice i samples with seed + i: the fake replays a different script for each
-    assert ["".join(d.text for d in deltas if d.choice == i) for i in range(3)] == ["abc", "hello STOP more", "0123456789"]
-    prompt_positions = sum(len(ids) for ids in backend.decodes[:1])
-    assert prompt_positions == len("twelve chars")  # one prefill, not three
+    assert [h.text(rid, i) for i in range(3)] == ["abc", "hello STOP more", "0123456789"]
+    assert len(backend.decodes[0]) == len("twelve chars")  # one prefill, not three
     assert len(backend.copies) == 2
-    assert engine.stats().free_slots == backend.n_seq
+    assert h.stats.free_slots == backend.n_seq
 
 
-async def test_n_larger_than_the_slots_is_refused(engine, backend):
+def test_n_larger_than_the_slots_is_refused(h, backend):
     with pytest.raises(InvalidRequest):
-        await engine.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq + 1))
+        h.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq + 1))
 
 
-async def test_requests_arriving_together_compute_a_shared_prefix_once(backend):
-    engine = make_engine(backend, n_ctx=256)
-    try:
-        backend.gate = threading.Event()  # queue all three before the worker looks
-        system = "A long shared system prompt for every agent. " * 2  # 92 tokens: 6 prefill steps of 16
-        gens = [await engine.submit(request(text=system + f"question {i}", seed=1)) for i in range(3)]
-        backend.gate.set()
-        finals = [[d async for d in g][-1] for g in gens]
-        computed = engine.stats().prompt_tokens
-        total = sum(f.usage.prompt_tokens for f in finals)
-        assert computed < total - len(system)  # the shared part was not computed three times
-        assert sum(f.usage.cached_tokens for f in finals) >= 2 * (len(system) - 16)
-    finally:
-        engine.close()
+def test_requests_arriving_together_compute_a_shared_prefix_once(backend):
+    h = Harness(backend, n_ctx=256)
+    system = "A long shared system prompt for every agent. " * 2  # 92 tokens: 6 prefill steps of 16
+    rids = [h.submit(request(text=system + f"question {i}", seed=1)) for i in range(3)]
+    h.run()
+    finals = [h.final(r) for r in rids]
+    total = sum(f.usage.prompt_tokens for f in finals)
+    assert h.stats.prompt_tokens < total - len(system)  # the shared part was not computed three times
+    assert sum(f.usage.cached_tokens for f in finals) >= 2 * (len(system) - 16)
 
 
-async def test_closing_the_engine_finishes_every_choice_of_a_queued_request(backend):
-    engine = make_engine(backend)
-    backend.gate = threading.Event()  # the worker holds the first request; the second queues
-    first = await engine.submit(request(seed=1))
-    queued = await engine.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq))
-    closer = asyncio.get_running_loop().run_in_executor(None, engine.close)
-    backend.gate.set()
-    await closer
-    finals = [d async for d in queued if d.finish_reason]
-    assert sorted(d.choice for d in finals) == list(range(backend.n_seq))
-    first.close()
+def test_failing_all_finishes_every_choice_of_a_queued_request(h, backend):
+    first = h.submit(request(seed=1))
+    queued = h.submit(GenerateRequest(messages=[Message("user", "x")], n=backend.n_seq))
+    h.step()
+    h.scheduler.fail_all(Failure("model_unloaded", "gone"))
+    h.step()
+    assert sorted(d.choice for d in h.deltas[queued] if d.finish_reason) == list(range(backend.n_seq))
+    assert h.final(first).finish_reason is FinishReason.ERROR
+    assert not h.scheduler.busy
+
+
+def test_a_stats_snapshot_is_not_changed_by_later_steps(h):
+    # Regression: stats() read the worker's live containers without the lock the writers took.
+    h.submit(request(seed=3))
+    h.step()
+    snapshot = h.stats
+    h.run()
+    assert snapshot.running == 1 and h.stats.running == 0

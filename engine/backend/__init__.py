@@ -10,24 +10,22 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import random
 import threading
 from typing import Any
 
 import llama_cpp as ll
 import numpy as np
 
-from ..errors import InvalidRequest, ModelLoadFailed
+from ..errors import ModelLoadFailed
 from ..types import SamplingParams
+from . import chat, sampling
+from .sampling import Candidates, Sampler
 
 log = logging.getLogger(__name__)
 
 _backend_ready = False
 _backend_lock = threading.Lock()
 
-# Tokens considered by repetition/frequency/presence penalties: llama.cpp's own default window.
-PENALTY_LAST_N = 64
-BAN = -100.0  # the OpenAI logit_bias value that means "never this token"
 
 
 def _init_backend() -> None:
@@ -40,32 +38,6 @@ def _init_backend() -> None:
 
 def _has_amx() -> bool:
     return b"AMX_INT8 = 1" in ll.llama_print_system_info()
-
-
-def _dist_seed(seed: int | None) -> int:
-    # llama.cpp reads 0xFFFFFFFF as "pick a random seed", so a user seed must never map to it.
-    if seed is None:
-        return random.getrandbits(31)
-    value = seed & 0xFFFFFFFF
-    return value if value != ll.LLAMA_DEFAULT_SEED else value - 1
-
-
-class Sampler:
-    """One sequence's llama.cpp sampler chain; sample() also feeds the token to the chain."""
-
-    __slots__ = ("_chain", "_ctx")
-
-    def __init__(self, chain: ll.llama_sampler_p, ctx: ll.llama_context_p):
-        self._chain = chain
-        self._ctx = ctx
-
-    def sample(self, batch_index: int) -> int:
-        return ll.llama_sampler_sample(self._chain, self._ctx, batch_index)
-
-    def free(self) -> None:
-        if self._chain:
-            ll.llama_sampler_free(self._chain)
-            self._chain = None
 
 
 class Backend:
@@ -137,6 +109,7 @@ class Backend:
         self._piece_buf = ctypes.create_string_buffer(256)
         self._pieces: dict[int, bytes] = {}
         self._eog = {t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self._vocab, t)}
+        self._candidates = Candidates(self._ctx, self.n_vocab)
         log.info(
             "loaded %s: vocab %d, n_ctx %d x %d sequences, batch %d, threads %d",
             self.model_id, self.n_vocab, n_ctx_per_seq, n_seq, n_batch, threads,
@@ -161,6 +134,14 @@ class Backend:
             buf = ctypes.create_string_buffer(n + 1)
             ll.llama_model_meta_val_str(self._model, key.encode(), buf, n + 1)
         return buf.value.decode("utf-8", errors="replace")
+
+    def chat_template(self) -> tuple[str, str]:
+        """(kind, template): the GGUF's own Jinja template, else a llama.cpp built-in chosen for
+        this model, else ChatML (see chat.py)."""
+        return chat.detect(self._model, self.meta("general.architecture") or "", self.meta("tokenizer.ggml.pre") or "")
+
+    def apply_builtin_template(self, name: str, messages: list[dict[str, Any]], add_assistant: bool) -> str:
+        return chat.apply_builtin(name, messages, add_assistant)
 
     def token_text(self, token: int) -> str:
         """The token's text with special tokens rendered (for BOS/EOS in chat templates)."""
@@ -226,54 +207,13 @@ class Backend:
         self._batch.n_tokens = n
         return ll.llama_decode(self._ctx, self._batch)
 
-    def _grammar_sampler(self, grammar: Any) -> ll.llama_sampler_p:
-        gbnf, root = grammar.gbnf.encode(), b"root"
-        if not grammar.triggers:
-            return ll.llama_sampler_init_grammar(self._vocab, gbnf, root)
-        patterns = (ctypes.c_char_p * len(grammar.triggers))(*(t.encode() for t in grammar.triggers))
-        return ll.llama_sampler_init_grammar_lazy_patterns(
-            self._vocab, gbnf, root, patterns, len(grammar.triggers), None, 0)
-
-    def _logit_bias_sampler(self, biases: dict[int, float]) -> ll.llama_sampler_p:
-        entries = (ll.llama_logit_bias * len(biases))()
-        for entry, (token, bias) in zip(entries, biases.items()):
-            entry.token = token
-            entry.bias = float("-inf") if bias <= BAN else bias  # -100 must ban, not just discourage
-        return ll.llama_sampler_init_logit_bias(self.n_vocab, len(biases), entries)
-
     def check_grammar(self, grammar: Any) -> None:
         """Raise InvalidRequest if llama.cpp cannot parse the grammar."""
-        sampler = self._grammar_sampler(grammar)
-        if not sampler:
-            raise InvalidRequest("the output constraints could not be compiled into a grammar")
-        ll.llama_sampler_free(sampler)
+        sampling.check_grammar(self._vocab, grammar.gbnf)
 
     def new_sampler(self, params: SamplingParams, grammar: Any = None) -> Sampler:
-        """A sampler chain: the grammar first (so truncation never keeps only forbidden tokens),
-        then penalties, truncation, temperature and the seeded draw."""
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        add = ll.llama_sampler_chain_add
-        if grammar is not None:
-            add(chain, self._grammar_sampler(grammar))
-        if params.logit_bias:
-            add(chain, self._logit_bias_sampler(params.logit_bias))
-        if params.repetition_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
-            add(chain, ll.llama_sampler_init_penalties(
-                self.n_vocab, PENALTY_LAST_N, params.repetition_penalty,
-                params.frequency_penalty, params.presence_penalty,
-            ))
-        if params.temperature <= 0:
-            add(chain, ll.llama_sampler_init_greedy())
-        else:
-            if params.top_k > 0:
-                add(chain, ll.llama_sampler_init_top_k(params.top_k))
-            if params.top_p < 1.0:
-                add(chain, ll.llama_sampler_init_top_p(params.top_p, 1))
-            if params.min_p > 0:
-                add(chain, ll.llama_sampler_init_min_p(params.min_p, 1))
-            add(chain, ll.llama_sampler_init_temp(params.temperature))
-            add(chain, ll.llama_sampler_init_dist(_dist_seed(params.seed)))
-        return Sampler(chain, self._ctx)
+        return sampling.new_sampler(self._vocab, params, grammar.gbnf if grammar is not None else None,
+                                    self._candidates, self.is_eog)
 
     def logprobs(self, batch_index: int, token: int, top_n: int) -> tuple[float, list[tuple[int, float]]]:
         """The token's log-probability under the model's own distribution (log-softmax of the raw

@@ -24,7 +24,7 @@ from engine import (
 )
 
 from .. import sse
-from ..errors import ApiError
+from ..errors import ApiError, anthropic_body
 from .protocol import Block, CountTokensRequest, InputMessage, MessagesRequest, ToolIn
 
 # Earlier turns' reasoning may be sent back; it is not part of what the model reads again.
@@ -153,10 +153,8 @@ def usage_body(usage: Usage) -> dict:
     }
 
 
-def message_body(model: str, deltas: list[Delta]) -> dict | None:
+def message_body(model: str, deltas: list[Delta]) -> dict:
     final = deltas[-1]
-    if stop_reason(final) is None:
-        return None
     text, calls = assemble(deltas)
     reasoning = "".join(d.reasoning for d in deltas)
     content: list[dict] = [{"type": "thinking", "thinking": reasoning, "signature": ""}] if reasoning else []
@@ -236,13 +234,8 @@ class EventRenderer:
         return frames
 
     def on_finish(self, delta: Delta) -> list[bytes]:
-        frames = self.on_delta(delta)
+        frames = self.on_delta(delta) + self._close_block()
         reason = stop_reason(delta)
-        if reason is None:  # the engine failed mid-stream: say so in the stream itself
-            frames.append(sse.event("error", {"type": "error", "error": {"type": "api_error",
-                                                                       "message": "generation failed"}}))
-            return frames
-        frames += self._close_block()
         frames.append(sse.event("message_delta", {
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": delta.stop_sequence},
@@ -250,6 +243,9 @@ class EventRenderer:
         }))
         frames.append(sse.event("message_stop", {"type": "message_stop"}))
         return frames
+
+    def error(self, err: ApiError) -> list[bytes]:
+        return [sse.event("error", anthropic_body(err))]
 
     def keepalive(self) -> bytes:
         return sse.event("ping", {"type": "ping"})

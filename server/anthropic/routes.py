@@ -6,17 +6,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..handlers import check_size, engine_for, respond
+from ..jsonbody import CheckedRoute
 from . import convert
 from .protocol import CountTokensRequest, MessagesRequest
 
-router = APIRouter()
+router = APIRouter(route_class=CheckedRoute)
 
 
 @router.post("/v1/messages")
 async def messages(body: MessagesRequest, request: Request) -> Response:
     check_size(request, len(body.messages), body.max_tokens)
-    engine = await engine_for(request, body.model)
-    gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
+    async with engine_for(request, body.model) as engine:
+        gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
     return await respond(request, gen, body.stream,
                          lambda: convert.EventRenderer(engine.spec.id, gen.prompt_tokens),
                          lambda deltas: convert.message_body(engine.spec.id, deltas))
@@ -24,5 +25,5 @@ async def messages(body: MessagesRequest, request: Request) -> Response:
 
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict:
-    engine = await engine_for(request, body.model)
-    return {"input_tokens": await engine.count_tokens(convert.to_request(body, engine.spec.sampling))}
+    async with engine_for(request, body.model) as engine:
+        return {"input_tokens": await engine.count_tokens(convert.to_request(body, engine.spec.sampling))}

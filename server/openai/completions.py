@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 from engine import Delta, Generation, GenerateRequest, SamplingParams, usage_of
 
 from .. import sse
-from ..errors import ApiError
+from ..errors import ApiError, openai_body
 from .convert import FINISH_REASONS, SAMPLING_FIELDS, to_logit_bias, to_stop, usage_body
 from .protocol import GenerationFields
 
@@ -101,6 +101,12 @@ class Gathered:
         for gen in self.gens:
             gen.close()
 
+    async def settle(self) -> list[Delta]:
+        """Every prompt's final Deltas (see Generation.settle), with their choices renumbered."""
+        self.close()
+        finals = await asyncio.gather(*(g.settle() for g in self.gens))
+        return [dataclasses.replace(f, choice=f.choice + i * self.n) for i, fs in enumerate(finals) for f in fs]
+
 
 def new_id() -> str:
     return f"cmpl-{uuid.uuid4().hex[:24]}"
@@ -118,10 +124,8 @@ def legacy_logprobs(deltas: list[Delta], offset: int) -> dict:
     return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 
 
-def completion_body(model: str, deltas: list[Delta], body: CompletionRequest, prompts: list[str]) -> dict | None:
+def completion_body(model: str, deltas: list[Delta], body: CompletionRequest, prompts: list[str]) -> dict:
     finals = sorted((d for d in deltas if d.finish_reason is not None), key=lambda d: d.choice)
-    if any(f.finish_reason not in FINISH_REASONS for f in finals):
-        return None
     choices = []
     for final in finals:
         mine = [d for d in deltas if d.choice == final.choice]
@@ -168,12 +172,7 @@ class CompletionRenderer:
 
     def on_finish(self, delta: Delta) -> list[bytes]:
         frames = self.on_delta(delta)
-        reason = FINISH_REASONS.get(delta.finish_reason)
-        if reason is None:
-            frames.append(sse.data({"error": {"message": "generation failed", "type": "server_error",
-                                              "param": None, "code": None}}))
-            return frames
-        frames.append(self._chunk(delta.choice, "", reason))
+        frames.append(self._chunk(delta.choice, "", FINISH_REASONS[delta.finish_reason]))
         self._finals.append(delta)
         if len(self._finals) < self._n_choices:
             return frames
@@ -182,6 +181,9 @@ class CompletionRenderer:
             frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(usage)}))
         frames.append(sse.DONE)
         return frames
+
+    def error(self, err: ApiError) -> list[bytes]:
+        return [sse.data(openai_body(err))]
 
     def keepalive(self) -> bytes:
         return b": keep-alive\n\n"

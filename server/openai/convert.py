@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import time
 import uuid
 
@@ -24,13 +26,15 @@ from engine import (
 )
 
 from .. import sse
-from ..errors import ApiError
+from ..errors import ApiError, openai_body
 from .protocol import ChatCompletionRequest, ChatMessage
 
 FINISH_REASONS = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALLS: "tool_calls"}
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty",
                    "repetition_penalty", "seed")
 MAX_STOP_STRINGS = 4
+MAX_LOGIT_BIAS = 1024  # entries: bounds the work and the sampler a request can ask for
+_TOKEN_ID = re.compile(r"-?[0-9]{1,10}")  # a sign lets the engine name a negative id as out of vocabulary
 
 
 def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> GenerateRequest:
@@ -108,14 +112,25 @@ def logprobs_body(deltas: list[Delta]) -> list[dict]:
 
 
 def to_logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
-    out = {}
-    for key, value in (bias or {}).items():
-        if not key.lstrip("-").isdigit():
-            raise ApiError(400, f"logit_bias keys are token ids; got {key!r}", param="logit_bias")
-        if not -100 <= value <= 100:
-            raise ApiError(400, f"logit_bias values lie in -100..100; got {value}", param="logit_bias")
-        out[int(key)] = float(value)
-    return out
+    """Token id -> bias. Whether an id is inside the vocabulary is the engine's check."""
+    bias = bias or {}
+    if len(bias) > MAX_LOGIT_BIAS:
+        raise ApiError(400, f"logit_bias takes at most {MAX_LOGIT_BIAS} entries; got {len(bias)}", param="logit_bias")
+    return {token_id(key): bias_value(value) for key, value in bias.items()}
+
+
+def token_id(key: str) -> int:
+    # ASCII digits and one optional "-" only: a test with lstrip("-") and isdigit() let "--5" and
+    # "²" reach int() (a 500), "٣" pass as 3, and a key past int()'s digit limit raise.
+    if not _TOKEN_ID.fullmatch(key):
+        raise ApiError(400, f"logit_bias keys are token ids (decimal integers); got {key[:32]!r}", param="logit_bias")
+    return int(key)
+
+
+def bias_value(value: float) -> float:
+    if not (math.isfinite(value) and -100 <= value <= 100):
+        raise ApiError(400, f"logit_bias values lie in -100..100; got {value}", param="logit_bias")
+    return float(value)
 
 
 def to_message(index: int, msg: ChatMessage) -> Message:
@@ -178,10 +193,8 @@ def choice_body(index: int, deltas: list[Delta], logprobs: bool) -> dict:
     }
 
 
-def completion_body(model: str, deltas: list[Delta], logprobs: bool = False) -> dict | None:
+def completion_body(model: str, deltas: list[Delta], logprobs: bool = False) -> dict:
     finals = sorted((d for d in deltas if d.finish_reason is not None), key=lambda d: d.choice)
-    if any(f.finish_reason not in FINISH_REASONS for f in finals):
-        return None
     return {
         "id": new_id(),
         "object": "chat.completion",
@@ -234,12 +247,7 @@ class ChunkRenderer:
 
     def on_finish(self, delta: Delta) -> list[bytes]:
         frames = self.on_delta(delta)
-        reason = FINISH_REASONS.get(delta.finish_reason)
-        if reason is None:  # the engine failed mid-stream: say so in the stream itself
-            frames.append(sse.data({"error": {"message": "generation failed", "type": "server_error",
-                                              "param": None, "code": None}}))
-            return frames
-        frames.append(self._chunk(delta.choice, {}, reason))
+        frames.append(self._chunk(delta.choice, {}, FINISH_REASONS[delta.finish_reason]))
         self._finals.append(delta)
         if len(self._finals) < self._n:
             return frames
@@ -247,6 +255,9 @@ class ChunkRenderer:
             frames.append(sse.data({**self._base, "choices": [], "usage": usage_body(usage_of(self._finals, self._n))}))
         frames.append(sse.DONE)
         return frames
+
+    def error(self, err: ApiError) -> list[bytes]:
+        return [sse.data(openai_body(err))]
 
     def keepalive(self) -> bytes:
         return b": keep-alive\n\n"

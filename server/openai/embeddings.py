@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ApiError
 from ..access import note
-from ..handlers import registry_of
+from ..handlers import engine_for
+from ..jsonbody import CheckedRoute
 
-router = APIRouter()
+router = APIRouter(route_class=CheckedRoute)
 
 
 class EmbeddingRequest(BaseModel):
@@ -46,12 +47,11 @@ def encode(vector: list[float], fmt: str) -> list[float] | str:
 async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
     if body.encoding_format not in ("float", "base64"):
         raise ApiError(400, "'encoding_format' must be 'float' or 'base64'", param="encoding_format")
-    engine = await registry_of(request).get_embedder(body.model)
-    note(model=engine.spec.id)
-    if body.dimensions is not None and body.dimensions != engine.dimensions:
-        raise ApiError(400, f"'dimensions' can only be {engine.dimensions} for this model (it cannot shorten its "
-                            "vectors)", param="dimensions")
-    vectors, n_tokens = await engine.embed(inputs_of(body))
+    async with engine_for(request, body.model, embedding=True) as engine:
+        if body.dimensions is not None and body.dimensions != engine.info.embedding_size:
+            raise ApiError(400, f"'dimensions' can only be {engine.info.embedding_size} for this model (it cannot "
+                                "shorten its vectors)", param="dimensions")
+        vectors, n_tokens = await engine.embed(inputs_of(body))
     note(prompt_tokens=n_tokens)
     return {
         "object": "list",

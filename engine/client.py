@@ -1,0 +1,224 @@
+"""The server's side of a model's worker process: the same face an in-process engine had
+(submit, abort, count_tokens, embed, stats, close), over a multiprocessing connection."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+from .config import ModelSpec
+from .errors import EngineCrashed, Overloaded
+from .generation import Generation
+from .launch import Launched, Launcher, ProcessLauncher
+from .messages import (Abort, Accepted, CountTokens, Embed, LoadFailed, ModelInfo, Ready, Refused, Result,
+                       Shutdown, Start, Step, Submit)
+from .types import EngineStats, Failure, GenerateRequest
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 10.0
+
+
+class EngineClient:
+    def __init__(self, spec: ModelSpec, launcher: Launcher | None = None, *, log_level: str = "INFO",
+                 backend: str | None = None, max_queue: int = 64,
+                 on_exit: Callable[[EngineClient, str], None] | None = None):
+        self.spec = spec
+        self.max_queue = max_queue  # requests waiting for a slot; beyond it submit() refuses at once
+        self.info = ModelInfo(pid=0, n_seq=spec.parallel)
+        self.leases = 0  # handlers holding this engine between lookup and submit (see Registry.use)
+        self._start = Start(spec, log_level, backend)
+        self._launcher = launcher or ProcessLauncher()
+        self._on_exit = on_exit
+        self._ids = itertools.count(1)
+        self._calls: dict[int, asyncio.Future] = {}
+        self._streams: dict[int, Generation] = {}
+        self._stats = EngineStats(free_slots=spec.parallel)
+        self._outgoing: queue.SimpleQueue = queue.SimpleQueue()
+        self._proc: Launched | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._lost: str | None = None
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the worker and wait until its model is loaded; raises the load's error."""
+        self._loop = asyncio.get_running_loop()
+        conn, self._proc = await asyncio.to_thread(self._launcher.launch)
+        conn.send(self._start)
+        try:
+            first = await asyncio.to_thread(conn.recv)
+        except (EOFError, OSError):
+            reason = await asyncio.to_thread(self._proc.exit_reason, CLOSE_TIMEOUT_S)
+            raise EngineCrashed(self.spec.id, f"worker {reason} while loading") from None
+        if isinstance(first, LoadFailed):
+            await asyncio.to_thread(self._proc.wait, CLOSE_TIMEOUT_S)
+            raise first.error
+        assert isinstance(first, Ready), first
+        self.info = first.info
+        self._stats = EngineStats(free_slots=self.info.n_seq)
+        threading.Thread(target=self._read, args=(conn,), name=f"from-{self.spec.id}", daemon=True).start()
+        threading.Thread(target=self._write, args=(conn,), name=f"to-{self.spec.id}", daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._lost is None and not self._closing
+
+    @property
+    def pid(self) -> int:
+        return self.info.pid
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not finished (preparing, queued or running)."""
+        return len(self._calls.keys() | self._streams.keys())
+
+    @property
+    def idle(self) -> bool:
+        return self.leases == 0 and self.in_flight == 0
+
+    async def close(self) -> None:
+        """End the worker (its memory, GPU memory too, goes back); waits for it to exit."""
+        if self._proc is None or self._closing:
+            return
+        self._closing = True
+        self._outgoing.put(Shutdown())
+        if not await asyncio.to_thread(self._proc.wait, CLOSE_TIMEOUT_S):
+            log.warning("%s: worker did not exit within %.0f s; killing it", self.spec.id, CLOSE_TIMEOUT_S)
+            self._proc.kill()
+        self._fail_all(Failure("model_unloaded", f"model {self.spec.id!r} was unloaded"))
+
+    # --- requests ----------------------------------------------------------------------------
+
+    async def submit(self, request: GenerateRequest) -> Generation:
+        """Validate and enqueue; the returned Generation yields Deltas as the worker makes them.
+        Checks and preparation errors surface here, before any byte is streamed."""
+        self._check_open()
+        if self.in_flight >= self.max_queue + self.info.n_seq:
+            raise Overloaded(self.spec.id, retry_after=1.0)  # refused now, not queued without end
+        rid = next(self._ids)
+        gen = Generation(request.n, lambda: self._send(Abort(rid)))
+        self._streams[rid] = gen
+        try:
+            gen.prompt_tokens = await self._call(rid, Submit(rid, request))
+        except BaseException:
+            self._streams.pop(rid, None)
+            raise
+        return gen
+
+    async def count_tokens(self, request: GenerateRequest) -> int:
+        """The prompt's token count, exactly as submit() would count it."""
+        self._check_open()
+        rid = next(self._ids)
+        return await self._call(rid, CountTokens(rid, request))
+
+    async def embed(self, inputs: list[str | list[int]]) -> tuple[list[list[float]], int]:
+        """Unit vectors for each input, and the number of tokens read."""
+        self._check_open()
+        if self.in_flight >= self.max_queue + self.info.n_seq:
+            raise Overloaded(self.spec.id, retry_after=1.0)
+        rid = next(self._ids)
+        return await self._call(rid, Embed(rid, list(inputs)))
+
+    def stats(self) -> EngineStats:
+        """The counters the worker published after its last step."""
+        return self._stats
+
+    def _check_open(self) -> None:
+        if self._lost is not None:
+            raise EngineCrashed(self.spec.id, self._lost)
+        if self._closing or self._proc is None:
+            raise Overloaded(self.spec.id, why="is being unloaded")
+
+    async def _call(self, rid: int, msg: Any) -> Any:
+        future = self._loop.create_future()
+        self._calls[rid] = future
+        self._send(msg)
+        try:
+            return await future
+        except asyncio.CancelledError:  # the caller went away while it was being prepared
+            self._send(Abort(rid))
+            raise
+        finally:
+            self._calls.pop(rid, None)
+
+    def _send(self, msg: Any) -> None:
+        if self.alive or isinstance(msg, Shutdown):
+            self._outgoing.put(msg)
+
+    # --- the connection's two threads, and what they hand to the event loop ------------------
+
+    def _write(self, conn) -> None:
+        while True:
+            msg = self._outgoing.get()
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):
+                return  # the worker is gone; the reader reports it
+            if isinstance(msg, Shutdown):
+                return
+
+    def _read(self, conn) -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            self._loop.call_soon_threadsafe(self._dispatch, msg)
+        reason = self._proc.exit_reason(CLOSE_TIMEOUT_S)
+        conn.close()
+        if not self._closing:
+            self._loop.call_soon_threadsafe(self._died, reason)
+
+    def _dispatch(self, msg: Any) -> None:
+        if isinstance(msg, Step):
+            self._stats = msg.stats or self._stats
+            self._deliver(msg.deltas)
+        elif isinstance(msg, Accepted):
+            self._resolve(msg.rid, msg.prompt_tokens)
+        elif isinstance(msg, Result):
+            self._resolve(msg.rid, msg.value)
+        elif isinstance(msg, Refused):
+            future = self._calls.get(msg.rid)
+            if future is not None and not future.done():
+                future.set_exception(msg.error)
+
+    def _resolve(self, rid: int, value: Any) -> None:
+        future = self._calls.get(rid)
+        if future is not None and not future.done():
+            future.set_result(value)
+
+    def _deliver(self, deltas: list) -> None:
+        by_rid: dict[int, list] = {}
+        for rid, delta in deltas:
+            by_rid.setdefault(rid, []).append(delta)
+        for rid, batch in by_rid.items():
+            gen = self._streams.get(rid)
+            if gen is None:
+                continue
+            gen.push(batch)
+            if gen.finished:
+                del self._streams[rid]
+
+    def _died(self, reason: str) -> None:
+        self._lost = reason
+        log.error("model %s: worker (pid %d) %s; failing %d request(s)", self.spec.id, self.pid, reason,
+                  self.in_flight)
+        self._fail_all(Failure("model_crashed", f"model {self.spec.id!r} crashed ({reason}) and is being restarted"))
+        if self._on_exit is not None:
+            self._on_exit(self, reason)
+
+    def _fail_all(self, failure: Failure) -> None:
+        error = EngineCrashed(self.spec.id, self._lost or failure.message)
+        for future in self._calls.values():
+            if not future.done():
+                future.set_exception(error)
+        for gen in self._streams.values():
+            gen.fail(failure)
+        self._streams.clear()
+
