@@ -8,10 +8,11 @@ import itertools
 import logging
 import queue
 import threading
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable
 
 from .config import ModelSpec
-from .errors import EngineCrashed, Overloaded
+from .errors import EngineCrashed, InvalidRequest, Overloaded
 from .generation import Generation
 from .launch import Launched, Launcher, ProcessLauncher
 from .messages import (Abort, Accepted, CountTokens, Embed, LoadFailed, ModelInfo, Ready, Refused, Result,
@@ -43,6 +44,7 @@ class EngineClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._lost: str | None = None
+        self._shutdown: bytes | None = None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -87,7 +89,8 @@ class EngineClient:
         if self._proc is None or self._closing:
             return
         self._closing = True
-        self._outgoing.put(Shutdown())
+        self._shutdown = ForkingPickler.dumps(Shutdown())
+        self._outgoing.put(self._shutdown)
         if not await asyncio.to_thread(self._proc.wait, CLOSE_TIMEOUT_S):
             log.warning("%s: worker did not exit within %.0f s; killing it", self.spec.id, CLOSE_TIMEOUT_S)
             self._proc.kill()
@@ -138,8 +141,8 @@ class EngineClient:
     async def _call(self, rid: int, msg: Any) -> Any:
         future = self._loop.create_future()
         self._calls[rid] = future
-        self._send(msg)
         try:
+            self._send(msg)
             return await future
         except asyncio.CancelledError:  # the caller went away while it was being prepared
             self._send(Abort(rid))
@@ -148,19 +151,26 @@ class EngineClient:
             self._calls.pop(rid, None)
 
     def _send(self, msg: Any) -> None:
-        if self.alive or isinstance(msg, Shutdown):
-            self._outgoing.put(msg)
+        """Pickled here, so a request that cannot cross the boundary (nested past the pickler's
+        recursion limit, say) fails alone, in its caller, instead of stopping the writer thread."""
+        if not self.alive:
+            return
+        try:
+            data = ForkingPickler.dumps(msg)
+        except RecursionError:
+            raise InvalidRequest("the request is nested too deeply", param=_deepest_schema(msg)) from None
+        self._outgoing.put(data)
 
     # --- the connection's two threads, and what they hand to the event loop ------------------
 
     def _write(self, conn) -> None:
         while True:
-            msg = self._outgoing.get()
+            data = self._outgoing.get()
             try:
-                conn.send(msg)
+                conn.send_bytes(data)
             except (OSError, ValueError):
                 return  # the worker is gone; the reader reports it
-            if isinstance(msg, Shutdown):
+            if data is self._shutdown:
                 return
 
     def _read(self, conn) -> None:
@@ -222,3 +232,27 @@ class EngineClient:
             gen.fail(failure)
         self._streams.clear()
 
+
+
+def _deepest_schema(msg: Any) -> str | None:
+    """Where a request too deep to pickle is deep: its schemas are its only free-form JSON."""
+    request = getattr(msg, "request", None)
+    if request is None:
+        return None
+    places = [(request.response_format.schema, request.response_format.param)]
+    places += [(tool.parameters, tool.param) for tool in request.tools]
+    depth, param = max(((_depth(value), param) for value, param in places), key=lambda p: p[0])
+    return param if depth else None
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+                deepest = max(deepest, depth + 1)
+    return deepest

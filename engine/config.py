@@ -41,6 +41,8 @@ class ModelSpec:
     n_batch: int = 512  # tokens per decode step (the prefill budget)
     kv_unified: bool = False  # one KV pool for all sequences instead of a stream each
     prefix_cache: bool = True  # reuse KV cells of prompt prefixes computed before
+    # Same request, same text, whatever else runs: no prefix cache, one sequence per decode step.
+    deterministic: bool = False
     embedding: bool = False  # serve /v1/embeddings (pooled vectors) instead of generating text
     preload: bool = False  # load at start-up rather than on first use
     keep_alive: float | None = None  # seconds idle before unloading; None: stay loaded
@@ -55,7 +57,7 @@ class ModelsConfig:
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
-_BOOL_FIELDS = ("kv_unified", "prefix_cache", "embedding", "preload")
+_BOOL_FIELDS = ("kv_unified", "prefix_cache", "deterministic", "embedding", "preload")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 
 

@@ -87,7 +87,9 @@ class GeneratorHost:
     def __init__(self, preparer: Preparer, backend: Any, send: Send):
         self.preparer = preparer
         self.backend = backend
-        self.scheduler = Scheduler(backend, prefix_cache=preparer.spec.prefix_cache)
+        spec = preparer.spec
+        self.scheduler = Scheduler(backend, prefix_cache=spec.prefix_cache and not spec.deterministic,
+                                   solo=spec.deterministic)
         self.core = EngineCore(backend, self.scheduler)
         self.inbox = Inbox()
         self._send = send
@@ -143,8 +145,8 @@ class GeneratorHost:
 def as_engine_error(exc: Exception) -> EngineError:
     if isinstance(exc, EngineError):
         return exc
-    log.exception("preparing a request failed")
-    return InvalidRequest(f"the request could not be prepared: {type(exc).__name__}: {exc}")
+    log.exception("preparing a request failed")  # a bug, not the caller's fault: a 500
+    return EngineError(f"the request could not be prepared: {type(exc).__name__}: {exc}")
 
 
 class EmbedderHost:

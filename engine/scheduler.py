@@ -72,8 +72,12 @@ class Scheduler:
     """Owns the waiting queue, the running list and the slots. Admission decides each sequence's
     slot and how much of its prompt the cache already holds; `finish` is the one way out."""
 
-    def __init__(self, backend: Any, prefix_cache: bool = True):
+    def __init__(self, backend: Any, prefix_cache: bool = True, solo: bool = False):
         self.backend = backend  # KV operations and samplers (engine.core.BackendLike)
+        # One sequence per decode step, in turn: llama.cpp's kernels round differently for other
+        # batch shapes, so a sequence's logits then depend on nothing but its own tokens.
+        self.solo = solo
+        self._turn = 0
         self.waiting: collections.deque[Sequence] = collections.deque()
         self.running: list[Sequence] = []
         self.slots = SlotPool(backend.n_seq, enabled=prefix_cache)
@@ -99,7 +103,11 @@ class Scheduler:
 
     def plan(self) -> StepPlan:
         self.admit()
-        return schedule(self.running, self.backend.n_batch)
+        running = self.running
+        if self.solo and running:
+            self._turn += 1
+            running = [running[self._turn % len(running)]]
+        return schedule(running, self.backend.n_batch)
 
     # --- admission ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .backend.grammar import GrammarBuilder
+from .gbnf import GrammarBuilder
 from .errors import InvalidRequest
 from .toolparser import CLOSE_TAG, OPEN_TAG, ToolFormat
 from .types import GenerateRequest, Message, OutputKind, ToolChoiceMode, ToolSpec

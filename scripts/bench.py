@@ -59,6 +59,7 @@ class LevelResult:
     tok_s: float
     ttft_p50: float | None
     ttft_p95: float | None
+    round: int = 1
 
 
 def api_base(url: str) -> str:
@@ -247,7 +248,7 @@ def report(results: list[LevelResult]) -> None:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths))))
     ratios = [ratio_line(a, b) for a in results if a.server == "ggserve"
-              for b in results if b.server != "ggserve" and b.concurrency == a.concurrency]
+              for b in results if b.server != "ggserve" and (b.concurrency, b.round) == (a.concurrency, a.round)]
     print(*ratios, sep="\n")
     print("\n| " + " | ".join(head) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
@@ -255,6 +256,28 @@ def report(results: list[LevelResult]) -> None:
         print("| " + " | ".join(row) + " |")
     if ratios:
         print("\n" + "\n".join(f"- {line}" for line in ratios))
+
+
+def report_medians(results: list[LevelResult]) -> None:
+    """Per server and level, the median over rounds of tok/s and TTFT p50/p95, and the ratios."""
+    import statistics
+
+    print("\nmedians over rounds:")
+    keys = sorted({(r.server, r.concurrency) for r in results}, key=lambda k: (k[1], k[0] != "ggserve", k[0]))
+    med = {}
+    for key in keys:
+        rows = [r for r in results if (r.server, r.concurrency) == key]
+        med[key] = tuple(statistics.median(v for v in vals if v is not None) if any(v is not None for v in vals)
+                         else None for vals in zip(*((r.tok_s, r.ttft_p50, r.ttft_p95) for r in rows)))
+        tok, p50, p95 = med[key]
+        print(f"  {key[0]:>16} conc {key[1]}: tok/s {tok:.1f}  ttft_p50 {fmt_s(p50)}  ttft_p95 {fmt_s(p95)}")
+    for (server, conc), (tok, _, p95) in med.items():
+        if server == "ggserve":
+            continue
+        ours = med.get(("ggserve", conc))
+        if ours and tok and ours[2] and p95:
+            print(f"  ratio ggserve/{server} conc {conc}: tok/s x{ours[0] / tok:.2f}, "
+                  f"ttft_p95 {server}/ggserve x{p95 / ours[2]:.2f}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -275,6 +298,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="every request shares a ~N-token system prompt and asks its own question")
     p.add_argument("--also", action="append", default=[], metavar="NAME=URL",
                    help="benchmark another running server in the same run (repeatable)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat every level on every server this many times, in turn; report medians")
     args = p.parse_args(argv)
     try:
         args.levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
@@ -294,16 +319,21 @@ def main(argv=None) -> None:
             args.gguf = args.gguf or default_gguf()
             peer, peer_base, peer_model = start_peer(args)
         results = []
-        for conc in args.levels:
-            n_req = args.requests or 2 * conc
-            targets = [("ggserve", args.base_url, args.model)]
-            targets += [(name, url, args.model) for name, url in (a.split("=", 1) for a in args.also)]
-            if peer:
-                targets.append((PEER_NAME, peer_base, peer_model))
-            for name, base, model in targets:
-                print(f"running {name}: concurrency {conc}, {n_req} requests")
-                results.append(asyncio.run(run_level(name, base, model, conc, n_req, args)))
+        targets = [("ggserve", args.base_url, args.model)]
+        targets += [(name, url, args.model) for name, url in (a.split("=", 1) for a in args.also)]
+        if peer:
+            targets.append((PEER_NAME, peer_base, peer_model))
+        for round_ in range(args.rounds):  # servers take turns, so machine noise hits them alike
+            for conc in args.levels:
+                n_req = args.requests or 2 * conc
+                for name, base, model in targets:
+                    print(f"round {round_ + 1}: running {name}: concurrency {conc}, {n_req} requests")
+                    result = asyncio.run(run_level(name, base, model, conc, n_req, args))
+                    result.round = round_ + 1
+                    results.append(result)
         report(results)
+        if args.rounds > 1:
+            report_medians(results)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"max_tokens": args.max_tokens, "prompt": args.prompt,

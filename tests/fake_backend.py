@@ -15,8 +15,9 @@ from engine.types import SamplingParams
 EOG = 0
 BOS = 2
 PLAIN = "{% for m in messages %}{{ m['content'] }}{% endfor %}"  # the prompt's tokens are its bytes
-SCRIPTS = {1: b"abc", 2: b"hello STOP more", 3: b"0123456789", 4: b"x" * 1000, 5: b"y" * 200}
 NO_TOKEN = -1  # in a script: the sampler finds nothing allowed (returns None)
+SCRIPTS = {1: b"abc", 2: b"hello STOP more", 3: b"0123456789", 4: b"x" * 1000, 5: b"y" * 200,
+           8: [NO_TOKEN], 9: [ord("a"), ord("b"), NO_TOKEN], 10: b"z" * 40}
 
 
 class FakeSampler:
@@ -76,7 +77,8 @@ class FakeBackend:
 
     def new_sampler(self, params: SamplingParams, grammar=None) -> FakeSampler:
         gated = self.gated_seeds is None or params.seed in self.gated_seeds
-        script = self.scripts.get(params.seed or 0, b"hello world")
+        # The seed picks the script; for a protocol without seeds (Anthropic), top_k does.
+        script = self.scripts.get(params.seed if params.seed is not None else params.top_k, b"hello world")
         sampler = FakeSampler(script, self.gate if gated else None, self.delay)
         self.samplers.append(sampler)
         return sampler

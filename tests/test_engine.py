@@ -294,3 +294,14 @@ def test_a_stats_snapshot_is_not_changed_by_later_steps(h):
     snapshot = h.stats
     h.run()
     assert snapshot.running == 1 and h.stats.running == 0
+
+
+def test_a_deterministic_scheduler_decodes_one_sequence_per_step(backend):
+    h = Harness(backend)
+    h.scheduler = Scheduler(backend, prefix_cache=False, solo=True)
+    h.core = EngineCore(backend, h.scheduler)
+    rids = [h.submit(request(text="same prompt", seed=3)) for _ in range(3)]
+    h.run()
+    assert [h.text(r) for r in rids] == ["0123456789"] * 3
+    assert max(len(set(ids)) for ids in backend.decodes) == 1
+    assert [len(ids) for ids in backend.decodes].count(len("same prompt")) == 3  # each prefilled whole

@@ -1,7 +1,7 @@
 import pytest
 
 from engine import InvalidRequest
-from engine.backend.grammar import GrammarBuilder
+from engine.gbnf import GrammarBuilder
 from engine.tools import Tooling
 from engine.types import (GenerateRequest, Message, OutputKind, ResponseFormat, ToolChoice, ToolChoiceMode,
                           ToolSpec)
@@ -18,7 +18,7 @@ def test_same_named_defs_of_two_schemas_stay_apart():
     g.add_schema(item_schema("boolean"), "b", "b")
     rules = dict(line.split(" ::= ", 1) for line in g.build().splitlines() if " ::= " in line)
     assert rules["a-Item"] != rules["b-Item"]
-    assert "integer" in rules["a-Item-v-kv"] + rules.get("a-Item-v", "") and "boolean" in rules["b-Item-v-kv"] + rules.get("b-Item-v", "")
+    assert "json-integer" in rules["a-Item"] and '"true" | "false"' in rules["b-Item"]
 
 
 @pytest.mark.parametrize("schema", [{"type": "nonsense"}, {"properties": {"x": {"$ref": "#/$defs/Missing"}}}, []])
@@ -34,12 +34,15 @@ def req(**kw) -> GenerateRequest:
 TOOL = ToolSpec("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
 
 
-def test_auto_tools_use_a_lazy_grammar_and_forced_tools_a_strict_one():
+def test_auto_tools_constrain_from_the_first_token_and_forced_tools_allow_only_calls():
+    # No lazy grammar any more: llama.cpp aborts when the token that completes a lazy trigger
+    # carries text the grammar refuses. Auto is free text that never opens a call, then calls.
     tooling = Tooling.for_template("plain template")
     auto = tooling.grammar(req(tools=[TOOL]))
-    assert auto.triggers and "<tool_call>" in auto.gbnf
+    rules = dict(line.split(" ::= ", 1) for line in auto.gbnf.splitlines() if " ::= " in line)
+    assert rules["root"].endswith("calls?") and rules["root"].startswith("free-text")
     forced = tooling.grammar(req(tools=[TOOL], tool_choice=ToolChoice(ToolChoiceMode.REQUIRED)))
-    assert not forced.triggers
+    assert dict(line.split(" ::= ", 1) for line in forced.gbnf.splitlines() if " ::= " in line)["root"] == "calls"
     assert tooling.grammar(req(tools=[TOOL], tool_choice=ToolChoice(ToolChoiceMode.NONE))) is None
 
 

@@ -6,7 +6,7 @@ from engine.types import SamplingParams
 
 def seq(i: int, state: SeqState, prompt_len: int = 10, n_past: int = 0) -> Sequence:
     return Sequence(id=i, prompt=list(range(prompt_len)), max_tokens=5, sampling=SamplingParams(),
-                    stop=StopMatcher([]), sink=None, state=state, n_past=n_past)
+                    stop=StopMatcher([]), state=state, n_past=n_past)
 
 
 def test_decoders_first_then_prefill_chunks_within_budget():

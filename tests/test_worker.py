@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
-from engine import (ContextLengthExceeded, EngineClient, EngineCrashed, FinishReason, GenerateRequest, Message,
-                    ProcessLauncher, Registry, SamplingParams, ThreadLauncher)
+from engine import (ContextLengthExceeded, EngineClient, EngineCrashed, FinishReason, GenerateRequest, InvalidRequest,
+                    Message, OutputKind, ProcessLauncher, Registry, ResponseFormat, SamplingParams, ThreadLauncher)
 from engine.config import ModelsConfig, ModelSpec, Source
 
 from .fake_backend import PLAIN
@@ -117,3 +117,16 @@ async def test_unloading_ends_the_worker_process(monkeypatch):
     await registry.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_request_too_deep_to_cross_fails_alone_and_the_connection_lives_on(client):
+    # Regression: pickling a 300-level schema raised RecursionError on the writer thread, which
+    # died, and every later request to the model hung.
+    schema: dict = {"type": "string"}
+    for _ in range(600):
+        schema = {"type": "object", "properties": {"x": schema}}
+    deep = request(response_format=ResponseFormat(OutputKind.JSON_SCHEMA, schema, param="response_format"))
+    with pytest.raises(InvalidRequest) as info:
+        await client.submit(deep)
+    assert info.value.param == "response_format"
+    assert await text_of(await client.submit(request(seed=1))) == ("abc", FinishReason.STOP)
