@@ -123,6 +123,8 @@ class Scheduler:
             seq.slot, reuse, source = self.slots.acquire(seq.prompt, live)
             seq.n_past = seq.n_cached = self._reuse_prefix(seq.slot, source, reuse)
             self.stats.reused_tokens += seq.n_cached
+            # Admitted: the caller learns how much of the prompt the cache holds before any text.
+            self._outbox.append((seq.rid, Delta(choice=seq.choice, usage=Usage(len(seq.prompt), 0, seq.n_cached))))
             self._start(seq, SeqState.PREFILL)
             for follower in seq.followers if seq.state is SeqState.PREFILL else ():
                 follower.slot = self.slots.acquire_empty()

@@ -14,7 +14,7 @@ from engine import Delta, FinishReason, Generation, usage_of
 from .access import note
 from .errors import ApiError, from_failure
 
-KEEPALIVE_SECONDS = 10.0
+KEEPALIVE_SECONDS = 5.0  # clients drop a silent stream (Codex after 300 s); some proxies far sooner
 DONE = b"data: [DONE]\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

@@ -198,12 +198,12 @@ def test_non_bmp_characters_in_enums_come_back_intact(server, client):
 
 
 def test_a_model_is_not_unloaded_while_a_request_prepares_on_it(tmp_path):
-    # A ~3 MB prompt takes seconds to template and tokenize; keep_alive is 1 s. The old server
+    # A ~10 MB prompt takes seconds to template and tokenize; keep_alive is 1 s. The old server
     # unloaded (freed) the model under the tokenizer: SIGSEGV.
     yaml_text = models_yaml(model("smollm2-135m", aliases="[smollm2]", n_ctx=512),
                             model("lazy", n_ctx=512, keep_alive=1), default="smollm2-135m")
     with serve(tmp_path, yaml_text) as srv:
-        words = " ".join(f"word{i % 977}" for i in range(400_000))
+        words = " ".join(f"word{i % 977}" for i in range(1_200_000))
         r = httpx.post(f"{srv.base_url}/v1/chat/completions", timeout=120, json={
             "model": "lazy", "max_tokens": 5, "messages": [{"role": "user", "content": words}]})
         assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded", r.text
