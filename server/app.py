@@ -23,6 +23,8 @@ from .metrics import router as metrics_router
 from .ratelimit import RateLimiter
 from .anthropic.routes import router as anthropic_router
 from .openai.embeddings import router as embeddings_router
+from .openai.responses.routes import router as responses_router
+from .openai.responses.store import ResponseStore
 from .openai.routes import router as openai_router
 from .settings import Settings
 
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     app = FastAPI(title="ggserve", lifespan=lifespan)
     errors.install(app)
     app.state.settings = settings
+    app.state.responses = ResponseStore(settings.responses_store_items, settings.responses_store_mb << 20,
+                                        settings.responses_store_ttl)
     app.state.metrics = metrics = Metrics()
     app.include_router(metrics_router)
     app.add_middleware(AccessMiddleware, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     app.include_router(openai_router)
     app.include_router(anthropic_router)
     app.include_router(embeddings_router)
+    app.include_router(responses_router)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

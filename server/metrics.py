@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from engine import Registry
 
 ROUTES = {"/v1/chat/completions", "/api/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+          "/v1/responses", "/v1/responses/input_tokens",
           "/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/health", "/stats", "/metrics"}
 
 router = APIRouter()
@@ -29,8 +30,9 @@ class Metrics:
                               registry=self.registry, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
     def observe_request(self, path: str, status: int, seconds: float, model: str, prompt: int, completion: int) -> None:
-        route = path if path in ROUTES or path.startswith("/v1/models/") else "other"
+        route = path if path in ROUTES or path.startswith(("/v1/models/", "/v1/responses/")) else "other"
         route = "/v1/models/{id}" if route.startswith("/v1/models/") else route
+        route = "/v1/responses/{id}" if route.startswith("/v1/responses/") and route not in ROUTES else route
         self.requests.labels(route, str(status)).inc()
         self.duration.labels(route).observe(seconds)
         if model != "-":

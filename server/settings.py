@@ -1,36 +1,61 @@
-"""Server knobs from command-line flags, each also settable as a GGSERVE_* environment variable."""
+"""Server knobs from command-line flags, each also settable as a GGSERVE_* environment variable.
+Each knob is written once, as a field of Settings: its flag, variable, type and help follow."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+
+def knob(default: Any, help: str, minimum: int | None = None, choices: tuple[str, ...] = (),
+         metavar: str | None = None, flag: bool = True) -> Any:
+    """A Settings field: `minimum` is checked at parse time; flag=False: environment only."""
+    meta = {"help": help, "minimum": minimum, "choices": choices, "metavar": metavar, "flag": flag}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    models: str | None = None  # models.yaml; None: ./models.yaml if present, else the embedded default
-    model: str | None = None  # a single GGUF file, no yaml
-    log_level: str = "info"
-    api_keys: tuple[str, ...] = ()  # empty: no authentication
-    max_queue: int = 64  # requests waiting per model before new ones get 503
-    max_body_bytes: int = 16 * 1024 * 1024
-    cors_origins: tuple[str, ...] = ()  # empty: CORS off
-    shutdown_grace: float = 30.0  # seconds in-flight requests get to finish on SIGTERM
-    max_messages: int = 4096  # messages per request
-    max_tokens_ceiling: int = 0  # 0: no ceiling beyond each model's context
-    rate_limit_rpm: int = 0  # per key; 0: off
-    rate_limit_tpm: int = 0
-    memory_budget_mb: int = 0  # loaded models' total; 0: no budget
-    rate_limit_window: int = 60  # seconds; only GGSERVE_RATE_LIMIT_WINDOW changes it (for tests)
+    host: str = knob("127.0.0.1", "address to bind")
+    port: int = knob(8080, "port")
+    models: str | None = knob(None, "models.yaml registry (default ./models.yaml, else the embedded SmolLM2)",
+                              metavar="PATH")
+    model: str | None = knob(None, "serve this one GGUF file instead of a registry", metavar="PATH")
+    log_level: str = knob("info", "log level", choices=("debug", "info", "warning", "error"))
+    api_keys: tuple[str, ...] = knob((), "require this key on every API route; repeatable (env: comma-separated)",
+                                     metavar="KEY")
+    api_keys_file: str | None = knob(None, "more keys, one per line", metavar="PATH")
+    rate_limit_rpm: int = knob(0, "requests per minute per key, 0 = off", minimum=0, metavar="N")
+    rate_limit_tpm: int = knob(0, "prompt + completion tokens per minute per key, 0 = off", minimum=0, metavar="N")
+    max_messages: int = knob(4096, "messages per request", minimum=1, metavar="N")
+    max_tokens_ceiling: int = knob(0, "refuse max_tokens above N, 0 = no ceiling", minimum=0, metavar="N")
+    memory_budget_mb: int = knob(0, "weights + KV cache of all loaded models; beyond it idle models are unloaded, "
+                                    "least recently used first; 0 = no budget", minimum=0, metavar="MB")
+    max_queue: int = knob(64, "requests waiting per model; beyond it new ones get 503 at once", minimum=1,
+                          metavar="N")
+    max_body_bytes: int = knob(16 * 1024 * 1024, "larger request bodies get 413", minimum=1, metavar="N")
+    cors_origins: tuple[str, ...] = knob((), "allow browser requests from this origin; repeatable; '*' for any",
+                                         metavar="ORIGIN")
+    shutdown_grace: float = knob(30.0, "on SIGTERM, seconds in-flight requests get to finish", metavar="S")
+    responses_store_items: int = knob(1000, "stored Responses (store: true) kept at most, least recently used "
+                                            "out first", minimum=0, metavar="N")
+    responses_store_mb: int = knob(256, "memory the stored Responses may take", minimum=0, metavar="MB")
+    responses_store_ttl: float = knob(86400.0, "seconds a stored Response is kept after its last use",
+                                      metavar="S")
+    rate_limit_window: int = knob(60, "seconds of the rate-limit window (tests shorten it)", flag=False)
 
 
-def _env_list(env: dict[str, str], name: str) -> list[str]:
-    return [v.strip() for v in env.get(name, "").split(",") if v.strip()]
+# Flags whose name is not the field's.
+FLAG_NAMES = {"api_keys": "--api-key", "cors_origins": "--cors-origin"}
+
+
+def env_name(name: str) -> str:
+    return "GGSERVE_" + FLAG_NAMES.get(name, "--" + name).lstrip("-").replace("-", "_").upper()
 
 
 def read_keys_file(path: str) -> list[str]:
@@ -39,65 +64,61 @@ def read_keys_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-    env = dict(os.environ) if env is None else env
-    d = Settings()
+def _kind(f) -> type:
+    default = f.default if f.default is not MISSING else f.default_factory()
+    return str if default is None or isinstance(default, tuple) else type(default)
+
+
+def _env_default(f, env: dict[str, str]) -> Any:
+    raw = env.get(env_name(f.name))
+    default = f.default if f.default is not MISSING else f.default_factory()
+    if raw is None:
+        return default
+    if isinstance(default, tuple):
+        return tuple(v.strip() for v in raw.split(",") if v.strip())
+    return _kind(f)(raw)
+
+
+def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ggserve",
         description="OpenAI- and Anthropic-compatible server for GGUF models (llama.cpp, continuous batching). "
-                    "Every flag can also be set with the environment variable named after it.",
-    )
-    p.add_argument("--host", default=env.get("GGSERVE_HOST", d.host), help="address to bind (GGSERVE_HOST; %(default)s)")
-    p.add_argument("--port", type=int, default=int(env.get("GGSERVE_PORT", d.port)), help="port (GGSERVE_PORT; %(default)s)")
-    p.add_argument("--models", default=env.get("GGSERVE_MODELS"),
-                   help="models.yaml registry (GGSERVE_MODELS; default ./models.yaml, else the embedded SmolLM2)")
-    p.add_argument("--model", default=env.get("GGSERVE_MODEL"),
-                   help="serve this one GGUF file instead of a registry (GGSERVE_MODEL)")
-    p.add_argument("--log-level", default=env.get("GGSERVE_LOG_LEVEL", d.log_level),
-                   choices=["debug", "info", "warning", "error"], help="(GGSERVE_LOG_LEVEL)")
-    p.add_argument("--api-key", action="append", default=None, metavar="KEY",
-                   help="require this key on every API route; repeatable (GGSERVE_API_KEY, comma-separated)")
-    p.add_argument("--api-keys-file", default=env.get("GGSERVE_API_KEYS_FILE"), metavar="PATH",
-                   help="more keys, one per line (GGSERVE_API_KEYS_FILE)")
-    p.add_argument("--rate-limit-rpm", type=int, default=int(env.get("GGSERVE_RATE_LIMIT_RPM", 0)), metavar="N",
-                   help="requests per minute per key, 0 = off (GGSERVE_RATE_LIMIT_RPM)")
-    p.add_argument("--rate-limit-tpm", type=int, default=int(env.get("GGSERVE_RATE_LIMIT_TPM", 0)), metavar="N",
-                   help="prompt + completion tokens per minute per key, 0 = off (GGSERVE_RATE_LIMIT_TPM)")
-    p.add_argument("--max-messages", type=int, default=int(env.get("GGSERVE_MAX_MESSAGES", d.max_messages)),
-                   metavar="N", help="messages per request (GGSERVE_MAX_MESSAGES; %(default)s)")
-    p.add_argument("--max-tokens-ceiling", type=int, default=int(env.get("GGSERVE_MAX_TOKENS_CEILING", 0)),
-                   metavar="N", help="refuse max_tokens above N, 0 = no ceiling (GGSERVE_MAX_TOKENS_CEILING)")
-    p.add_argument("--memory-budget-mb", type=int, default=int(env.get("GGSERVE_MEMORY_BUDGET_MB", 0)), metavar="MB",
-                   help="weights + KV cache of all loaded models; beyond it idle models are unloaded, least "
-                        "recently used first; 0 = no budget (GGSERVE_MEMORY_BUDGET_MB)")
-    p.add_argument("--max-queue", type=int, default=int(env.get("GGSERVE_MAX_QUEUE", d.max_queue)), metavar="N",
-                   help="requests waiting per model; beyond it new ones get 503 at once (GGSERVE_MAX_QUEUE; %(default)s)")
-    p.add_argument("--max-body-bytes", type=int, default=int(env.get("GGSERVE_MAX_BODY_BYTES", d.max_body_bytes)),
-                   metavar="N", help="larger request bodies get 413 (GGSERVE_MAX_BODY_BYTES; %(default)s)")
-    p.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
-                   help="allow browser requests from this origin; repeatable; '*' for any (GGSERVE_CORS_ORIGIN)")
-    p.add_argument("--shutdown-grace", type=float, default=float(env.get("GGSERVE_SHUTDOWN_GRACE", d.shutdown_grace)),
-                   metavar="S", help="on SIGTERM, seconds in-flight requests get to finish (GGSERVE_SHUTDOWN_GRACE; %(default)s)")
-    args = p.parse_args(argv)
-    if args.models and args.model:
+                    "Every flag can also be set with the environment variable named after it.")
+    for f in fields(Settings):
+        meta = f.metadata
+        if not meta["flag"]:
+            continue
+        flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+        kw: dict[str, Any] = {"dest": f.name, "metavar": meta["metavar"], "default": _env_default(f, env)}
+        if meta["choices"]:
+            kw["choices"] = list(meta["choices"])
+        if isinstance(kw["default"], tuple):
+            kw.update(action="append", default=None)
+        else:
+            kw["type"] = _kind(f)
+        shown = "" if isinstance(kw.get("default"), (tuple, type(None))) else "; %(default)s"
+        p.add_argument(flag, help=f"{meta['help']} ({env_name(f.name)}{shown})", **kw)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    p = build_parser(env)
+    args = vars(p.parse_args(argv))
+    if args["models"] and args["model"]:
         p.error("--models and --model are exclusive: pick one")
-    keys = args.api_key if args.api_key is not None else _env_list(env, "GGSERVE_API_KEY")
-    if args.api_keys_file:
+    for f in fields(Settings):
+        if isinstance(args.get(f.name, ()), list):
+            args[f.name] = tuple(args[f.name])
+        elif f.name in args and args[f.name] is None and isinstance(_env_default(f, env), tuple):
+            args[f.name] = _env_default(f, env)
+        minimum = f.metadata["minimum"]
+        if minimum is not None and args[f.name] < minimum:
+            p.error(f"--{f.name.replace('_', '-')} must be at least {minimum}")
+    if args["api_keys_file"]:
         try:
-            keys = [*keys, *read_keys_file(args.api_keys_file)]
+            args["api_keys"] = (*args["api_keys"], *read_keys_file(args["api_keys_file"]))
         except OSError as exc:
-            p.error(f"--api-keys-file: {exc.strerror}: {args.api_keys_file}")
-    for name in ("rate_limit_rpm", "rate_limit_tpm", "max_tokens_ceiling", "memory_budget_mb"):
-        if getattr(args, name) < 0:
-            p.error(f"--{name.replace('_', '-')} must not be negative")
-    for name in ("max_queue", "max_body_bytes", "max_messages"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    origins = args.cors_origin if args.cors_origin is not None else _env_list(env, "GGSERVE_CORS_ORIGIN")
-    return Settings(host=args.host, port=args.port, models=args.models, model=args.model, log_level=args.log_level,
-                    api_keys=tuple(keys), max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
-                    cors_origins=tuple(origins), shutdown_grace=args.shutdown_grace,
-                    rate_limit_rpm=args.rate_limit_rpm, rate_limit_tpm=args.rate_limit_tpm,
-                    rate_limit_window=int(env.get("GGSERVE_RATE_LIMIT_WINDOW", d.rate_limit_window)),
-                    max_messages=args.max_messages, max_tokens_ceiling=args.max_tokens_ceiling,
-                    memory_budget_mb=args.memory_budget_mb)
+            p.error(f"--api-keys-file: {exc.strerror}: {args['api_keys_file']}")
+    args["rate_limit_window"] = _env_default(next(f for f in fields(Settings) if f.name == "rate_limit_window"), env)
+    return Settings(**args)
