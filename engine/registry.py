@@ -49,7 +49,6 @@ class Registry:
         self._budget = memory_budget  # bytes for all loaded models; None: no limit
         self._log_level = log_level
         self._backend = backend  # a stand-in backend for tests ("module:factory"); None: llama.cpp
-        self._by_name = {name: spec for spec in config.models for name in (spec.id, *spec.aliases)}
         self._clients: dict[str, EngineClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_used: dict[str, float] = {}
@@ -66,7 +65,7 @@ class Registry:
         return self.spec(self.config.default).id
 
     def spec(self, name: str) -> ModelSpec:
-        spec = self._by_name.get(name)
+        spec = self.config.find(name)  # ids and aliases, then alias patterns
         if spec is None:
             raise ModelNotFound(name)
         return spec

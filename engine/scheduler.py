@@ -121,7 +121,7 @@ class Scheduler:
                 continue
             live = {s.slot: s.kv_tokens() for s in self.running}
             seq.slot, reuse, source = self.slots.acquire(seq.prompt, live)
-            seq.n_past = seq.n_cached = self._reuse_prefix(seq.slot, source, reuse)
+            seq.n_past = seq.n_cached = reuse_prefix(self.backend, seq.slot, source, reuse)
             self.stats.reused_tokens += seq.n_cached
             # Admitted: the caller learns how much of the prompt the cache holds before any text.
             self._outbox.append((seq.rid, Delta(choice=seq.choice, usage=Usage(len(seq.prompt), 0, seq.n_cached))))
@@ -149,17 +149,6 @@ class Scheduler:
         return any(other.state is SeqState.PREFILL
                    and common_prefix_len(other.prompt, seq.prompt) >= other.n_past + MIN_SHARED_PREFIX
                    for other in self.running)
-
-    def _reuse_prefix(self, slot: int, source: int, n: int) -> int:
-        """Make `slot` hold the first n cells of `source` and nothing else; returns the cells kept."""
-        if source == slot:
-            if self.backend.remove_sequence(slot, n):
-                return n
-            n = 0  # this memory cannot drop a tail: start clean
-        self.backend.remove_sequence(slot)
-        if n > 0:
-            self.backend.copy_prefix(source, slot, n)
-        return n
 
     # --- after a decode ----------------------------------------------------------------------
 
@@ -238,6 +227,18 @@ class Scheduler:
             cached_tokens=self.slots.cached_tokens, reused_tokens=s.reused_tokens, prompt_tokens=s.prompt_tokens,
             generated_tokens=s.generated_tokens, aborted=s.aborted,
         )
+
+
+def reuse_prefix(backend: Any, slot: int, source: int, n: int) -> int:
+    """Make `slot` hold the first n cells of `source` and nothing else; returns the cells kept."""
+    if source == slot:
+        if backend.remove_sequence(slot, n):
+            return n
+        n = 0  # this memory cannot drop a tail: start clean
+    backend.remove_sequence(slot)
+    if n > 0:
+        backend.copy_prefix(source, slot, n)
+    return n
 
 
 def spent(seq: Sequence) -> Usage:

@@ -35,6 +35,7 @@ class RequestLog:
     model: str = "-"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    ttft_ms: float | None = None  # streams: arrival to the first generated text
 
 
 CURRENT: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar("ggserve_request", default=None)
@@ -46,12 +47,14 @@ def first_token_seconds() -> float | None:
     return time.perf_counter() - entry.started if entry else None
 
 
-def note(model: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+def note(model: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0,
+         ttft_ms: float | None = None) -> None:
     entry = CURRENT.get()
     if entry is not None:
         entry.model = model or entry.model
         entry.prompt_tokens += prompt_tokens
         entry.completion_tokens += completion_tokens
+        entry.ttft_ms = entry.ttft_ms if ttft_ms is None else ttft_ms
 
 
 class RequestIdFilter(logging.Filter):
@@ -105,9 +108,9 @@ class AccessMiddleware:
             if self._metrics is not None:
                 self._metrics.observe_request(scope["path"], status[0], seconds, entry.model, entry.prompt_tokens,
                                               entry.completion_tokens)
-            log.info("method=%s path=%s status=%d model=%s prompt_tokens=%d completion_tokens=%d duration_ms=%.1f",
-                     scope["method"], scope["path"], status[0], entry.model, entry.prompt_tokens,
-                     entry.completion_tokens, seconds * 1000)
+            log.info("method=%s path=%s status=%d model=%s prompt_tokens=%d completion_tokens=%d duration_ms=%.1f "
+                     "ttft_ms=%s", scope["method"], scope["path"], status[0], entry.model, entry.prompt_tokens,
+                     entry.completion_tokens, seconds * 1000, "-" if entry.ttft_ms is None else f"{entry.ttft_ms:.1f}")
             CURRENT.reset(token)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
 from engine import ModelsConfig, Registry, builtin_default, load_models, single_model
 
@@ -27,6 +25,7 @@ from .openai.responses.routes import router as responses_router
 from .openai.responses.store import ResponseStore
 from .openai.routes import router as openai_router
 from .settings import Settings
+from .status import router as status_router
 
 log = logging.getLogger(__name__)
 
@@ -87,31 +86,6 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     app.include_router(anthropic_router)
     app.include_router(embeddings_router)
     app.include_router(responses_router)
-
-    @app.get("/health")
-    async def health(request: Request) -> JSONResponse:
-        reg: Registry = request.app.state.registry
-        engine = reg.loaded(reg.default_id)
-        if engine is not None:
-            return JSONResponse({"status": "ok"})
-        crashes = reg.crashes.get(reg.default_id)
-        body = {"status": "unavailable"}
-        if crashes:  # restarting after a crash
-            body["last_crash"] = crashes.last_reason
-        return JSONResponse(body, status_code=503)
-
-    @app.get("/stats")
-    async def stats(request: Request) -> dict:
-        """Engine counters per loaded model (published by its worker after each step), with the
-        worker's pid and restarts: for tests and operators."""
-        reg: Registry = request.app.state.registry
-        out = {}
-        for spec in reg.specs:
-            engine = reg.loaded(spec.id)
-            if engine is not None:
-                crashes = reg.crashes.get(spec.id)
-                out[spec.id] = {**dataclasses.asdict(engine.stats()), "pid": engine.pid,
-                                "restarts": crashes.count if crashes else 0}
-        return out
+    app.include_router(status_router)
 
     return app

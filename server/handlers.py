@@ -52,6 +52,7 @@ async def respond(request: Request, gen: Generation, stream: bool,
             seconds = first_token_seconds()
             if seconds is not None:
                 request.app.state.metrics.ttft.labels(model).observe(seconds)
+                note(ttft_ms=seconds * 1000)  # and on the access-log line
 
         return sse.response(gen, renderer(), first_token)
     try:

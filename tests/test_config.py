@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import ConfigError, load_models
+from engine import ConfigError, ModelNotFound, load_models
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,10 +32,12 @@ models:
     n_gpu_layers: -1
     n_threads: 2
     chat_template: "{{ messages }}"
+    stop: ["\\n\\n", END]
     sampling: {temperature: 0.5, top_k: 40}
 """))
     spec = config.models[0]
     assert (spec.id, spec.aliases, spec.n_ctx, spec.parallel, spec.n_gpu_layers) == ("a", ("alpha",), 2048, 2, -1)
+    assert spec.stop == ("\n\n", "END")
     assert (spec.source.hf, spec.source.revision, spec.sampling.temperature, spec.sampling.top_k) == ("org/repo", "abc", 0.5, 40)
 
 
@@ -48,8 +50,61 @@ models:
     ("default: nope\nmodels:\n  - id: m\n    source: {path: a}\n", "'default' names 'nope'"),
     ("models:\n  - id: m\n    source: {path: a}\n  - id: n\n    aliases: [m]\n    source: {path: b}\n", "name 'm' already used"),
     ("models: [\n", "not valid YAML"),
+    ("models:\n  - id: m\n    source: {path: a}\n    stop: END\n", "model 'm': field 'stop' must be a list"),
+    ("models:\n  - id: m\n    source: {path: a}\n    stop: ['']\n", "model 'm': field 'stop' must be a list"),
 ])
 def test_invalid_files_name_the_model_and_field(tmp_path, body, expected):
     with pytest.raises(ConfigError, match=None) as info:
         load_models(write(tmp_path, body))
     assert expected in str(info.value)
+
+
+PATTERNS = """
+default: small
+models:
+  - id: small
+    aliases: [default, "claude-*", "gpt-?-mini"]
+    source: {path: a.gguf}
+  - id: big
+    aliases: ["claude-opus-*", claude-sonnet-exact]
+    source: {path: b.gguf}
+  - id: claude-haiku-local
+    aliases: ["claude-h*"]
+    source: {path: c.gguf}
+"""
+
+
+def test_aliases_may_be_glob_patterns_exact_names_first_then_the_first_match_in_file_order(tmp_path):
+    from engine import Registry
+
+    registry = Registry(load_models(write(tmp_path, PATTERNS)))
+    found = {name: registry.spec(name).id for name in (
+        "claude-sonnet-4-5-20250929", "claude-opus-4-1", "claude-sonnet-exact", "claude-haiku-local",
+        "claude-haiku-4-5", "gpt-4-mini", "small", "default")}
+    # The earlier model's `claude-*` wins over the later `claude-opus-*` and `claude-h*`, but not over
+    # an exact id or alias.
+    assert found == {"claude-sonnet-4-5-20250929": "small", "claude-opus-4-1": "small",
+                     "claude-sonnet-exact": "big", "claude-haiku-local": "claude-haiku-local",
+                     "claude-haiku-4-5": "small", "gpt-4-mini": "small", "small": "small", "default": "small"}
+    assert registry.spec("claude-*").id == "small"  # the pattern itself is a name too
+    for name in ("gpt-4o-mini", "Claude-3", "xclaude-3", ""):
+        with pytest.raises(ModelNotFound):
+            registry.spec(name)
+    assert registry.config.models[0].aliases == ("default", "claude-*", "gpt-?-mini")
+
+
+def test_two_models_may_not_declare_the_same_pattern(tmp_path):
+    body = ("models:\n  - id: m\n    aliases: ['claude-*']\n    source: {path: a}\n"
+            "  - id: n\n    aliases: ['claude-*']\n    source: {path: b}\n")
+    with pytest.raises(ConfigError, match=r"name 'claude-\*' already used by model 'm'"):
+        load_models(write(tmp_path, body))
+
+
+def test_the_default_model_answers_claude_names_out_of_the_box():
+    from engine import Registry
+    from engine.config import builtin_default
+
+    for config in (builtin_default(), load_models(ROOT / "models.yaml")):
+        default = next(s for s in config.models if s.id == config.default)
+        assert "claude-*" in default.aliases
+        assert Registry(config).spec("claude-haiku-4-5-20251001").id == config.default

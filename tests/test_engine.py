@@ -22,9 +22,9 @@ from .fake_backend import BOS, NO_TOKEN, PLAIN, FakeBackend
 class Harness:
     """A worker's engine without the worker: submit, then step until done."""
 
-    def __init__(self, backend: FakeBackend, n_ctx: int = 64, prefix_cache: bool = True):
+    def __init__(self, backend: FakeBackend, n_ctx: int = 64, prefix_cache: bool = True, stop: tuple = ()):
         spec = ModelSpec(id="fake", source=Source(path="x"), n_ctx=n_ctx, parallel=backend.n_seq,
-                         n_batch=backend.n_batch, prefix_cache=prefix_cache)
+                         n_batch=backend.n_batch, prefix_cache=prefix_cache, stop=stop)
         self.backend = backend
         self.preparer = Preparer(spec, backend, ChatTemplate(PLAIN))
         self.scheduler = Scheduler(backend, prefix_cache=prefix_cache)
@@ -94,6 +94,17 @@ def test_stop_string_is_cut_and_ends_with_stop(h):
     h.run()
     assert h.text(rid) == "hello "
     assert (h.final(rid).finish_reason, h.final(rid).stop_sequence) == (FinishReason.STOP, "STOP")
+
+
+def test_the_models_stop_strings_apply_beside_the_requests_own(backend):
+    h = Harness(backend, stop=("lo",))
+    rid = h.submit(request(seed=2, stop=["STOP"]))
+    h.run()
+    assert (h.text(rid), h.final(rid).stop_sequence) == ("hel", "lo")
+    h = Harness(backend, stop=("zzz",))
+    rid = h.submit(request(seed=2, stop=["STOP"]))
+    h.run()
+    assert (h.text(rid), h.final(rid).stop_sequence) == ("hello ", "STOP")
 
 
 def test_count_tokens_matches_the_submitted_prompt(h):

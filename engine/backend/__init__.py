@@ -19,13 +19,14 @@ import numpy as np
 from ..errors import ModelLoadFailed
 from ..types import SamplingParams
 from . import chat, sampling
+from .batch import Batch
 from .sampling import Candidates, Sampler
+from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
 _backend_ready = False
 _backend_lock = threading.Lock()
-
 
 
 def _init_backend() -> None:
@@ -40,7 +41,28 @@ def _has_amx() -> bool:
     return b"AMX_INT8 = 1" in ll.llama_print_system_info()
 
 
-class Backend:
+def _context_params(n_ctx: int, n_seq: int, n_batch: int, threads: int, kv_unified: bool, embeddings: bool):
+    cparams = ll.llama_context_default_params()
+    # n_ctx: room for every sequence to reach its own n_ctx. Without kv_unified each sequence gets
+    # its own KV stream, so attention never scans (masked) cells of other sequences or of
+    # idle cached prefixes: measured faster on CPU at every context length we tried.
+    cparams.n_ctx = n_ctx
+    cparams.n_batch = n_batch
+    cparams.n_ubatch = n_batch
+    cparams.n_seq_max = n_seq
+    cparams.n_threads = threads
+    cparams.n_threads_batch = threads
+    cparams.kv_unified = kv_unified
+    if embeddings:
+        # Pooled sentence vectors; a model without its own pooling gets mean pooling.
+        cparams.embeddings = True
+        if cparams.pooling_type == ll.LLAMA_POOLING_TYPE_UNSPECIFIED:
+            cparams.pooling_type = ll.LLAMA_POOLING_TYPE_MEAN
+    cparams.no_perf = True
+    return cparams
+
+
+class Backend(Vocabulary):
     """A loaded GGUF model with one context holding `n_seq` sequences."""
 
     def __init__(
@@ -72,24 +94,8 @@ class Backend:
         self.n_ctx_train = ll.llama_model_n_ctx_train(self._model)
 
         threads = n_threads or os.cpu_count() or 1
-        cparams = ll.llama_context_default_params()
-        # Room for every sequence to reach n_ctx_per_seq. Without kv_unified each sequence gets
-        # its own KV stream, so attention never scans (masked) cells of other sequences or of
-        # idle cached prefixes: measured faster on CPU at every context length we tried.
-        cparams.n_ctx = n_ctx_per_seq * n_seq
-        cparams.n_batch = n_batch
-        cparams.n_ubatch = n_batch
-        cparams.n_seq_max = n_seq
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        cparams.kv_unified = kv_unified
-        if embeddings:
-            # Pooled sentence vectors; a model without its own pooling gets mean pooling.
-            cparams.embeddings = True
-            if cparams.pooling_type == ll.LLAMA_POOLING_TYPE_UNSPECIFIED:
-                cparams.pooling_type = ll.LLAMA_POOLING_TYPE_MEAN
+        cparams = _context_params(n_ctx_per_seq * n_seq, n_seq, n_batch, threads, kv_unified, embeddings)
         self.kv_unified = kv_unified
-        cparams.no_perf = True
         self._ctx = ll.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             ll.llama_model_free(self._model)
@@ -98,17 +104,8 @@ class Backend:
         self.n_batch = n_batch
         self.n_seq = n_seq
         self.memory_bytes = os.path.getsize(path) + self._kv_bytes(cparams.n_ctx)
-        self._batch = ll.llama_batch_init(n_batch, 0, 1)
-        # Field pointers are read once: each struct attribute access builds a new ctypes object.
-        self._b_token = self._batch.token
-        self._b_pos = self._batch.pos
-        self._b_nseq = self._batch.n_seq_id
-        self._b_seq = [self._batch.seq_id[i] for i in range(n_batch)]
-        self._b_logits = self._batch.logits
-        self._ones = (ctypes.c_int32 * n_batch)(*([1] * n_batch))
-        self._piece_buf = ctypes.create_string_buffer(256)
-        self._pieces: dict[int, bytes] = {}
-        self._eog = {t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self._vocab, t)}
+        self._batch = Batch(n_batch)
+        self._init_vocabulary()
         self._candidates = Candidates(self._ctx, self.n_vocab)
         log.info(
             "loaded %s: vocab %d, n_ctx %d x %d sequences, batch %d, threads %d",
@@ -143,69 +140,13 @@ class Backend:
     def apply_builtin_template(self, name: str, messages: list[dict[str, Any]], add_assistant: bool) -> str:
         return chat.apply_builtin(name, messages, add_assistant)
 
-    def token_text(self, token: int) -> str:
-        """The token's text with special tokens rendered (for BOS/EOS in chat templates)."""
-        return self._piece(token, special=True).decode("utf-8", errors="replace")
-
-    @property
-    def bos(self) -> int:
-        return ll.llama_vocab_bos(self._vocab)
-
-    @property
-    def eos(self) -> int:
-        return ll.llama_vocab_eos(self._vocab)
-
-    @property
-    def adds_bos(self) -> bool:
-        return bool(ll.llama_vocab_get_add_bos(self._vocab))
-
-    def tokenize(self, text: str, add_special: bool) -> list[int]:
-        data = text.encode("utf-8")
-        cap = len(data) + 8
-        buf = (ll.llama_token * cap)()
-        n = ll.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
-        if n < 0:
-            cap = -n
-            buf = (ll.llama_token * cap)()
-            n = ll.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
-        return list(buf[:n])
-
-    def piece(self, token: int) -> bytes:
-        """Bytes that a generated token contributes to the text (special tokens render empty)."""
-        piece = self._pieces.get(token)
-        if piece is None:
-            piece = self._pieces[token] = self._piece(token, special=False)
-        return piece
-
-    def _piece(self, token: int, special: bool) -> bytes:
-        n = ll.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, special)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = ll.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
-            return buf.raw[:n]
-        return self._piece_buf.raw[:n]
-
-    def is_eog(self, token: int) -> bool:
-        return token in self._eog
-
     # --- decoding ----------------------------------------------------------------------------
 
     def decode(self, tokens: list[int], positions: list[int], seq_ids: list[int], outputs: list[int]) -> int:
         """One llama_decode over the batch; `outputs` are the batch indexes whose logits are
         needed. Returns llama.cpp's status (0 = success)."""
-        n = len(tokens)
-        ctypes.memmove(self._b_token, (ctypes.c_int32 * n)(*tokens), 4 * n)
-        ctypes.memmove(self._b_pos, (ctypes.c_int32 * n)(*positions), 4 * n)
-        ctypes.memmove(self._b_nseq, self._ones, 4 * n)
-        ctypes.memset(self._b_logits, 0, n)
-        seq = self._b_seq
-        for i, s in enumerate(seq_ids):
-            seq[i][0] = s
-        logits = self._b_logits
-        for i in outputs:
-            logits[i] = 1
-        self._batch.n_tokens = n
-        return ll.llama_decode(self._ctx, self._batch)
+        self._batch.fill(tokens, positions, seq_ids, outputs)
+        return ll.llama_decode(self._ctx, self._batch.batch)
 
     def check_grammar(self, grammar: Any) -> None:
         """Raise InvalidRequest if llama.cpp cannot parse the grammar."""
@@ -263,7 +204,7 @@ class Backend:
 
     def close(self) -> None:
         if self._ctx:
-            ll.llama_batch_free(self._batch)
+            self._batch.free()
             ll.llama_free(self._ctx)
             ll.llama_model_free(self._model)
             self._ctx = None

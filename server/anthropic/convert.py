@@ -1,15 +1,11 @@
-"""Anthropic Messages request -> engine GenerateRequest, and engine Deltas -> Messages responses
-and stream events. Rendered from the engine's Deltas directly, never from OpenAI output."""
+"""Anthropic Messages request -> engine GenerateRequest (the replies are rendered in render.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 
 from engine import (
-    Delta,
-    FinishReason,
     GenerateRequest,
     Message,
     OutputKind,
@@ -19,40 +15,29 @@ from engine import (
     ToolChoice,
     ToolChoiceMode,
     ToolSpec,
-    Usage,
-    assemble,
 )
 
-from .. import sse
-from ..errors import ApiError, anthropic_body
+from ..errors import ApiError
 from .protocol import Block, CountTokensRequest, InputMessage, MessagesRequest, ToolIn
 
 # Earlier turns' reasoning may be sent back; it is not part of what the model reads again.
 SKIPPED_BLOCKS = {"thinking", "redacted_thinking"}
 MEDIA_BLOCKS = {"image", "document", "search_result"}
+TOOL_CHANGES = {"tool_addition", "tool_removal"}  # mid-conversation tool changes, in system turns
 CHOICES = {"auto": ToolChoiceMode.AUTO, "any": ToolChoiceMode.REQUIRED, "tool": ToolChoiceMode.FUNCTION,
            "none": ToolChoiceMode.NONE}
 EMPTY_SCHEMA = {"type": "object", "properties": {}}
-
-
-def stop_reason(final: Delta) -> str | None:
-    if final.finish_reason is FinishReason.LENGTH:
-        return "max_tokens"
-    if final.finish_reason is FinishReason.TOOL_CALLS:
-        return "tool_use"
-    if final.finish_reason is FinishReason.STOP:
-        return "stop_sequence" if final.stop_sequence is not None else "end_turn"
-    return None
+# Claude Code's first system block is an attribution header whose suffix changes with every
+# conversation; rendered, it would put a new token first in each prompt and defeat the prefix cache.
+BILLING_HEADER = "x-anthropic-billing-header:"
 
 
 def to_request(body: CountTokensRequest, defaults: SamplingParams) -> GenerateRequest:
     refuse_unsupported(body)
-    messages = [Message("system", system_text(body.system))] if body.system else []
-    for i, m in enumerate(body.messages):
-        messages += to_messages(i, m)
+    messages = to_conversation(body)
     choice = body.tool_choice
     tools = dict(
-        tools=[to_tool(i, t) for i, t in enumerate(body.tools or [])],
+        tools=[to_tool(i, t) for i, t in loaded_tools(body)],
         tool_choice=ToolChoice(CHOICES[choice.type], choice.name) if choice else ToolChoice(),
         parallel_tool_calls=not (choice and choice.disable_parallel_tool_use),
         response_format=to_response_format(body),
@@ -71,6 +56,48 @@ def to_request(body: CountTokensRequest, defaults: SamplingParams) -> GenerateRe
     )
 
 
+def to_conversation(body: CountTokensRequest) -> list[Message]:
+    """The prompt's messages. A system turn inside `messages` stays where it is, so everything
+    before it is the same prompt prefix as in the requests before it (and stays cached)."""
+    system = system_text(body.system) if body.system else None
+    messages = [Message("system", system)] if system is not None else []
+    for i, m in enumerate(body.messages):
+        if m.role != "system":
+            messages += to_messages(i, m)
+        elif not cleared(body.messages, i):
+            messages += system_turn(i, m)
+    return messages
+
+
+def cleared(messages: list[InputMessage], index: int) -> bool:
+    """A system turn marked `clear_at: next_user_message` no longer counts once one follows."""
+    return messages[index].clear_at == "next_user_message" and any(m.role == "user" for m in messages[index + 1:])
+
+
+def loaded_tools(body: CountTokensRequest) -> list[tuple[int, ToolIn]]:
+    """The tools the model sees, with their index in `tools`. As with the API's tool search, a
+    `defer_loading` tool stays out of the prompt until the conversation loads it (a tool_reference
+    or a tool_addition names it) or tool_choice names it. Loaded ones come after the others: the
+    prompt then changes only after the tools it already had, and the cache keeps its prefix."""
+    tools = list(enumerate(body.tools or []))
+    wanted = referenced_tools(body.messages) | ({body.tool_choice.name} if body.tool_choice else set())
+    return [(i, t) for i, t in tools if not t.defer_loading] + [(i, t) for i, t in tools
+                                                                 if t.defer_loading and t.name in wanted]
+
+
+def referenced_tools(messages: list[InputMessage]) -> set[str]:
+    names: set[str] = set()
+    for m in messages:
+        for block in m.content if isinstance(m.content, list) else ():
+            extra = block.model_extra or {}
+            if block.type == "tool_result" and isinstance(extra.get("content"), list):
+                names.update(str(b.get("tool_name")) for b in extra["content"]
+                             if isinstance(b, dict) and b.get("type") == "tool_reference")
+            elif block.type == "tool_addition":
+                names.add(tool_change_name(extra))
+    return names
+
+
 def to_response_format(body: CountTokensRequest) -> ResponseFormat:
     fmt = body.output_config.format if body.output_config else None
     return ResponseFormat(OutputKind.JSON_SCHEMA, fmt.schema_, param="output_config.format.schema") if fmt else ResponseFormat()
@@ -83,6 +110,14 @@ def refuse_unsupported(body: CountTokensRequest) -> None:
         raise ApiError(400, "container: code-execution containers are not available on this server", param="container")
     if body.tool_choice and body.tool_choice.type == "tool" and not body.tool_choice.name:
         raise ApiError(400, "tool_choice: type 'tool' needs a 'name'", param="tool_choice.name")
+    for i, m in enumerate(body.messages):
+        where = f"messages.{i}"
+        if m.role != "system" and (m.clear_at or m.output_config):
+            field = "clear_at" if m.clear_at else "output_config"
+            raise ApiError(400, f"{where}.{field}: only system messages may carry it", param=f"{where}.{field}")
+        if m.output_config and m.output_config.format:
+            raise ApiError(400, f"{where}.output_config.format: an output format can only be set for the whole "
+                                "request (output_config.format)", param=f"{where}.output_config.format")
 
 
 def to_tool(index: int, tool: ToolIn) -> ToolSpec:
@@ -92,13 +127,49 @@ def to_tool(index: int, tool: ToolIn) -> ToolSpec:
     return ToolSpec(tool.name, tool.description, tool.input_schema or EMPTY_SCHEMA, param=f"tools.{index}.input_schema")
 
 
-def system_text(system: str | list[Block]) -> str:
+def system_text(system: str | list[Block]) -> str | None:
+    """The top-level system prompt; None when nothing is left of it."""
     if isinstance(system, str):
         return system
     for j, block in enumerate(system):
         if block.type != "text" or block.text is None:
             raise ApiError(400, f"system.{j}: only text blocks are allowed in system", param=f"system.{j}")
-    return "\n".join(b.text or "" for b in system)
+    kept = [b.text or "" for b in system if not is_billing(b)]
+    return "\n".join(kept) if kept else None
+
+
+def is_billing(block: Block) -> bool:
+    return block.type == "text" and (block.text or "").startswith(BILLING_HEADER)
+
+
+def system_turn(index: int, message: InputMessage) -> list[Message]:
+    """A system message inside `messages`: its text, and a line per tool it adds or removes. The
+    line only tells the model; tools it can call are those in `tools`."""
+    if isinstance(message.content, str):
+        return [Message("system", message.content)] if message.content else []
+    parts: list[str] = []
+    for j, block in enumerate(message.content):
+        where = f"messages.{index}.content.{j}"
+        if block.type == "text" and block.text is not None:
+            parts += [] if is_billing(block) else [block.text]
+        elif block.type in TOOL_CHANGES:
+            name = tool_change_name(block.model_extra or {})
+            if not name:
+                raise ApiError(400, f"{where}.tool: names no tool", param=f"{where}.tool")
+            parts.append(f"Tool {'added' if block.type == 'tool_addition' else 'removed'}: {name}")
+        else:
+            raise ApiError(400, f"{where}: '{block.type}' blocks are not allowed in a system turn", param=where)
+    return [Message("system", "\n".join(parts))] if parts else []
+
+
+def tool_change_name(extra: dict) -> str:
+    """The tool a tool_addition (`tool.definition.name`) or tool_removal (`tool.name`) names."""
+    tool = extra.get("tool")
+    if not isinstance(tool, dict):
+        return ""
+    definition = tool.get("definition")
+    name = definition.get("name") if isinstance(definition, dict) else tool.get("name")
+    return name if isinstance(name, str) else ""
 
 
 def to_messages(index: int, message: InputMessage) -> list[Message]:
@@ -128,124 +199,22 @@ def to_messages(index: int, message: InputMessage) -> list[Message]:
 
 
 def tool_result_text(where: str, content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
-        return "\n".join(str(b.get("text", "")) for b in content)
-    raise ApiError(400, f"{where}.content: a tool result holds a string or text blocks", param=f"{where}.content")
-
-
-def new_id() -> str:
-    return f"msg_{uuid.uuid4().hex[:24]}"
-
-
-def tool_use_id(engine_id: str) -> str:
-    return f"toolu_{engine_id}"
-
-
-def usage_body(usage: Usage) -> dict:
-    # As in the Messages API, input_tokens excludes what the prompt cache served.
-    return {
-        "input_tokens": usage.prompt_tokens - usage.cached_tokens,
-        "output_tokens": usage.completion_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": usage.cached_tokens,
-    }
-
-
-def message_body(model: str, deltas: list[Delta]) -> dict:
-    final = deltas[-1]
-    text, calls = assemble(deltas)
-    reasoning = "".join(d.reasoning for d in deltas)
-    content: list[dict] = [{"type": "thinking", "thinking": reasoning, "signature": ""}] if reasoning else []
-    content += [{"type": "text", "text": text}] if text else []
-    content += [{"type": "tool_use", "id": tool_use_id(c.id), "name": c.name, "input": tool_input(c.arguments)}
-                for c in calls]
-    return {
-        "id": new_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason(final),
-        "stop_sequence": final.stop_sequence,
-        "usage": usage_body(final.usage or Usage()),
-    }
-
-
-def tool_input(arguments: str) -> dict:
-    """A call's input object; a call cut off by max_tokens has no complete object, so {}."""
-    try:
-        value = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-class EventRenderer:
-    """Renders one generation as Messages stream events, each with its `event:` line. Text and
-    tool calls become content blocks in the order they appear."""
-
-    def __init__(self, model: str, prompt_tokens: int):
-        self._model = model
-        self._prompt_tokens = prompt_tokens
-        self._index = -1  # the open block's index
-        self._open: str | None = None  # the open block's type
-
-    def start(self) -> list[bytes]:
-        message = {"id": new_id(), "type": "message", "role": "assistant", "model": self._model, "content": [],
-                   "stop_reason": None, "stop_sequence": None,
-                   "usage": usage_body(Usage(prompt_tokens=self._prompt_tokens))}
-        return [sse.event("message_start", {"type": "message_start", "message": message}), self.keepalive()]
-
-    def _open_block(self, block: dict) -> list[bytes]:
-        frames = self._close_block()
-        self._index += 1
-        self._open = block["type"]
-        return frames + [sse.event("content_block_start", {"type": "content_block_start", "index": self._index,
-                                                           "content_block": block})]
-
-    def _close_block(self) -> list[bytes]:
-        if self._open is None:
-            return []
-        self._open = None
-        return [sse.event("content_block_stop", {"type": "content_block_stop", "index": self._index})]
-
-    def _block_delta(self, delta: dict) -> bytes:
-        return sse.event("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta})
-
-    def on_delta(self, delta: Delta) -> list[bytes]:
-        frames: list[bytes] = []
-        if delta.reasoning:
-            if self._open != "thinking":
-                frames += self._open_block({"type": "thinking", "thinking": "", "signature": ""})
-            frames.append(self._block_delta({"type": "thinking_delta", "thinking": delta.reasoning}))
-        if delta.text:
-            if self._open != "text":
-                frames += self._open_block({"type": "text", "text": ""})
-            frames.append(self._block_delta({"type": "text_delta", "text": delta.text}))
-        part = delta.tool_call
-        if part is not None:
-            if part.name is not None:
-                frames += self._open_block({"type": "tool_use", "id": tool_use_id(part.id or ""), "name": part.name,
-                                            "input": {}})
-            if part.arguments:
-                frames.append(self._block_delta({"type": "input_json_delta", "partial_json": part.arguments}))
-        return frames
-
-    def on_finish(self, delta: Delta) -> list[bytes]:
-        frames = self.on_delta(delta) + self._close_block()
-        reason = stop_reason(delta)
-        frames.append(sse.event("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": delta.stop_sequence},
-            "usage": usage_body(delta.usage or Usage()),
-        }))
-        frames.append(sse.event("message_stop", {"type": "message_stop"}))
-        return frames
-
-    def error(self, err: ApiError) -> list[bytes]:
-        return [sse.event("error", anthropic_body(err))]
-
-    def keepalive(self) -> bytes:
-        return sse.event("ping", {"type": "ping"})
+    """A tool result's content: a string, or text and tool_reference blocks (a tool search's
+    answer: the tool's definition is in `tools`, so a line naming it is enough here)."""
+    if isinstance(content, str) or content is None:
+        return content or ""
+    if not isinstance(content, list):
+        raise ApiError(400, f"{where}.content: a tool result holds a string or a list of blocks", param=f"{where}.content")
+    parts = []
+    for k, block in enumerate(content):
+        at = f"{where}.content.{k}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif kind == "tool_reference" and isinstance(block.get("tool_name"), str):
+            parts.append(f"Tool loaded: {block['tool_name']}")
+        elif kind in MEDIA_BLOCKS:
+            raise ApiError(400, f"{at}: '{kind}' blocks are not supported by this text-only model", param=at)
+        else:
+            raise ApiError(400, f"{at}: a tool result holds text and tool_reference blocks", param=at)
+    return "\n".join(parts)

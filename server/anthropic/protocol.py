@@ -15,12 +15,6 @@ class Block(BaseModel):
     text: str | None = None
 
 
-class InputMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["user", "assistant"]
-    content: str | list[Block]
-
-
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str | None = None
@@ -30,6 +24,7 @@ class Thinking(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(default=None, ge=1)
+    display: Literal["summarized", "omitted"] | None = None  # "omitted": thinking blocks come back empty
 
 
 class OutputFormat(BaseModel):
@@ -44,12 +39,35 @@ class OutputConfig(BaseModel):
     format: OutputFormat | None = None
 
 
+class InputMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # "system": a mid-conversation system message (Claude Code's mid-conversation-system beta).
+    role: Literal["user", "assistant", "system"]
+    content: str | list[Block]
+    # System messages only: dropped once a later user message arrives, as the beta defines; and
+    # a change of effort from here on (inert here, like the top-level effort).
+    clear_at: Literal["next_user_message"] | None = None
+    output_config: OutputConfig | None = None
+
+
 class ToolIn(BaseModel):
+    # Also accepted: cache_control, strict (calls are always held to the schema here),
+    # eager_input_streaming (arguments always stream), input_examples.
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
     description: str = ""
     input_schema: dict[str, Any] | None = None
     type: str | None = None  # "custom" or absent; server tools (web search, bash...) are refused
+    # Tool search (advanced-tool-use beta): left out of the prompt until a tool_reference loads it.
+    defer_loading: bool = False
+
+
+class ContextManagement(BaseModel):
+    """The context-management beta's edits (clear old thinking or tool results past a threshold).
+    Accepted; earlier thinking is never part of the prompt here, and nothing else is cleared."""
+
+    model_config = ConfigDict(extra="forbid")
+    edits: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ToolChoiceIn(BaseModel):
@@ -71,6 +89,7 @@ class CountTokensRequest(BaseModel):
     thinking: Thinking | None = None
     output_config: OutputConfig | None = None
     cache_control: dict[str, Any] | None = None  # the prompt cache is always on here
+    context_management: ContextManagement | None = None
 
 
 class MessagesRequest(CountTokensRequest):

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from ..handlers import check_size, engine_for, respond
 from ..jsonbody import CheckedRoute
-from . import convert
+from . import convert, render
 from .protocol import CountTokensRequest, MessagesRequest
 
 router = APIRouter(route_class=CheckedRoute)
@@ -18,9 +18,10 @@ async def messages(body: MessagesRequest, request: Request) -> Response:
     check_size(request, len(body.messages), body.max_tokens)
     async with engine_for(request, body.model) as engine:
         gen = await engine.submit(convert.to_request(body, engine.spec.sampling))
+    omit = bool(body.thinking and body.thinking.display == "omitted")
     return await respond(request, gen, body.stream,
-                         lambda: convert.EventRenderer(engine.spec.id, gen.prompt_tokens),
-                         lambda deltas: convert.message_body(engine.spec.id, deltas))
+                         lambda: render.EventRenderer(engine.spec.id, gen.prompt_tokens, omit),
+                         lambda deltas: render.message_body(engine.spec.id, deltas, omit))
 
 
 @router.post("/v1/messages/count_tokens")
