@@ -97,7 +97,7 @@ class Preparer:
             prompt=prompt,
             max_tokens=max_tokens,
             sampling=sampling,
-            stop=StopMatcher([*request.stop, *self.spec.stop]),
+            stop=StopMatcher(request.stop, quiet=self.spec.stop),
             grammar=grammar,
             parser=ToolCallParser(self.tooling.fmt) if self.tooling.uses_tools(request) else None,
             logprobs=request.logprobs,

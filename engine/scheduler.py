@@ -203,7 +203,7 @@ class Scheduler:
                 if follower.state in (SeqState.WAITING, SeqState.FOLLOW):
                     self.finish(follower, reason, failure)
         seq.state = SeqState.DONE
-        self._outbox.append((seq.rid, Delta(finish_reason=reason, usage=spent(seq), stop_sequence=seq.stop.matched,
+        self._outbox.append((seq.rid, Delta(finish_reason=reason, usage=spent(seq), stop_sequence=seq.stop.reported,
                                             choice=seq.choice, failure=failure)))
         if all(s.state is SeqState.DONE for s in self._by_rid.get(seq.rid, ())):
             self._by_rid.pop(seq.rid, None)

@@ -6,12 +6,20 @@ from __future__ import annotations
 class StopMatcher:
     """Finds the earliest stop string in generated text, even one that spans several tokens."""
 
-    __slots__ = ("_stops", "_held", "matched")
+    __slots__ = ("_stops", "_quiet", "_held", "matched")
 
-    def __init__(self, stops: list[str]):
-        self._stops = [s for s in stops if s]
+    def __init__(self, stops: list[str], quiet: tuple[str, ...] = ()):
+        """`quiet`: stops of the model's own (models.yaml), which end the reply as its end-of-turn
+        token does: the client, which never sent them, is not told which one matched."""
+        self._stops = [s for s in (*stops, *quiet) if s]
+        self._quiet = frozenset(quiet) - set(stops)
         self._held = ""
         self.matched: str | None = None
+
+    @property
+    def reported(self) -> str | None:
+        """The stop string to name to the client."""
+        return None if self.matched in self._quiet else self.matched
 
     def push(self, text: str) -> str:
         """Feed new text; return the part that is safe to emit now. Sets `matched` on a hit."""

@@ -100,6 +100,10 @@ def test_the_models_stop_strings_apply_beside_the_requests_own(backend):
     h = Harness(backend, stop=("lo",))
     rid = h.submit(request(seed=2, stop=["STOP"]))
     h.run()
+    # The model's own stop ends the reply as an end-of-turn token would: not named to the client.
+    assert (h.text(rid), h.final(rid).finish_reason, h.final(rid).stop_sequence) == ("hel", FinishReason.STOP, None)
+    rid = h.submit(request(seed=2, stop=["lo"]))
+    h.run()
     assert (h.text(rid), h.final(rid).stop_sequence) == ("hel", "lo")
     h = Harness(backend, stop=("zzz",))
     rid = h.submit(request(seed=2, stop=["STOP"]))
