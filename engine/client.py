@@ -91,7 +91,8 @@ class EngineClient:
         if not await asyncio.to_thread(self._proc.wait, CLOSE_TIMEOUT_S):
             log.warning("%s: worker did not exit within %.0f s; killing it", self.spec.id, CLOSE_TIMEOUT_S)
             self._proc.kill()
-        self._fail_all(Failure("model_unloaded", f"model {self.spec.id!r} was unloaded"))
+        self._pending.fail_all(Overloaded(self.spec.id, why="is being unloaded"),
+                               Failure("model_unloaded", f"model {self.spec.id!r} was unloaded"))
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -162,8 +163,13 @@ class EngineClient:
     def _closed(self) -> None:
         """On the reader thread: the worker's end of the connection is gone."""
         reason = self._proc.exit_reason(CLOSE_TIMEOUT_S)
+        if not self._proc.wait(0):  # alive without a connection: of no use, and holding a model
+            self._proc.kill()
         if not self._closing:
-            self._loop.call_soon_threadsafe(self._died, reason)
+            try:
+                self._loop.call_soon_threadsafe(self._died, reason)
+            except RuntimeError:
+                pass  # the event loop is closed: the server is going down
 
     def _dispatch(self, msg: Any) -> None:
         if isinstance(msg, Step):

@@ -4,10 +4,13 @@ messages in order, and a reader that hands each message to the event loop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable
+
+log = logging.getLogger(__name__)
 
 
 class Link:
@@ -37,17 +40,26 @@ class Link:
             data = self._outgoing.get()
             try:
                 self._conn.send_bytes(data)
-            except (OSError, ValueError):
+            except (OSError, ValueError, TypeError):  # TypeError: the reader closed it meanwhile
                 return  # the worker is gone; the reader reports it
             if data is self._last:
                 return
 
     def _read(self) -> None:
+        """Until the connection ends, or anything else goes wrong here: then the connection is
+        closed (a worker still running sees it and exits) and `on_closed` runs, so nothing waits
+        on a worker nobody listens to."""
         while True:
             try:
                 msg = self._conn.recv()
             except (EOFError, OSError):
                 break
-            self._loop.call_soon_threadsafe(self._on_message, msg)
-        self._on_closed()
+            except Exception:  # a message that does not unpickle, say
+                log.exception("a message from the worker could not be read; dropping its connection")
+                break
+            try:
+                self._loop.call_soon_threadsafe(self._on_message, msg)
+            except RuntimeError:  # the event loop is closed: the server is going down
+                break
         self._conn.close()
+        self._on_closed()

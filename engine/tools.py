@@ -114,7 +114,8 @@ class Tooling:
         g.add_rule("call", " | ".join(names))
         if self.fmt is ToolFormat.HERMES:
             g.add_rule("call-block", f'{g.literal(OPEN_TAG + chr(10))} call {g.literal(chr(10) + CLOSE_TAG)}')
-            more = f' ("\\n" call-block){{0,{MAX_PARALLEL_CALLS - 1}}}' if request.parallel_tool_calls else ""
+            limit = min(MAX_PARALLEL_CALLS, request.max_tool_calls or MAX_PARALLEL_CALLS)
+            more = f' ("\\n" call-block){{0,{limit - 1}}}' if request.parallel_tool_calls and limit > 1 else ""
             g.add_rule("calls", f"call-block{more}")
         else:  # Llama-3 JSON calls are the whole reply: one call
             g.add_rule("calls", "call")

@@ -88,6 +88,7 @@ class GenerateRequest:
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True
+    max_tool_calls: int | None = None  # calls in one reply at most (None: the engine's own cap)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     logprobs: int | None = None  # None: off; else how many top alternatives per token (0..20)
     n: int = 1  # choices: sequences sharing one prefilled prompt, each with its own sampler

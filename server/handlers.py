@@ -6,7 +6,7 @@ import contextlib
 from typing import AsyncIterator, Callable
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from engine import Delta, EngineClient, FinishReason, Generation, Registry
 
@@ -19,16 +19,18 @@ def registry_of(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def check_size(request: Request, n_messages: int, max_tokens: int | None) -> None:
-    """The server's request-size limits, in each protocol's 400."""
+def check_size(request: Request, n_messages: int, max_tokens: int | None,
+               names: tuple[str, str] = ("messages", "max_tokens")) -> None:
+    """The server's request-size limits, in each protocol's 400; `names`: the protocol's names
+    for the messages and the output cap."""
     settings = request.app.state.settings
     if n_messages > settings.max_messages:
-        raise ApiError(400, f"At most {settings.max_messages} messages per request; got {n_messages}.",
-                       param="messages")
+        raise ApiError(400, f"At most {settings.max_messages} {names[0]} per request; got {n_messages}.",
+                       param=names[0])
     ceiling = settings.max_tokens_ceiling
     if ceiling and max_tokens is not None and max_tokens > ceiling:
-        raise ApiError(400, f"max_tokens may be at most {ceiling} on this server; got {max_tokens}.",
-                       param="max_tokens")
+        raise ApiError(400, f"{names[1]} may be at most {ceiling} on this server; got {max_tokens}.",
+                       param=names[1])
 
 
 @contextlib.asynccontextmanager
@@ -64,4 +66,4 @@ async def respond(request: Request, gen: Generation, stream: bool,
     failed = next((d for d in result if d.finish_reason is FinishReason.ERROR), None)
     if failed is not None:
         raise from_failure(failed.failure)
-    return JSONResponse(body(result))
+    return sse.JSONBody(body(result))

@@ -4,31 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 from typing import AsyncIterator, Protocol
 
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from engine import Delta, FinishReason, Generation, usage_of
 
 from .access import note
 from .errors import ApiError, from_failure
 
+log = logging.getLogger(__name__)
+
 KEEPALIVE_SECONDS = 5.0  # clients drop a silent stream (Codex after 300 s); some proxies far sooner
 DONE = b"data: [DONE]\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+def utf8(text: str) -> bytes:
+    """Model output may decode to a lone surrogate (a JSON escape the grammar allowed): it goes
+    out as U+FFFD instead of failing the whole response."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return SURROGATE.sub("\ufffd", text).encode()
+
+
 def data(obj: object) -> bytes:
-    return f"data: {dumps(obj)}\n\n".encode()
+    return utf8(f"data: {dumps(obj)}\n\n")
 
 
 def event(name: str, obj: object) -> bytes:
-    return f"event: {name}\ndata: {dumps(obj)}\n\n".encode()
+    return utf8(f"event: {name}\ndata: {dumps(obj)}\n\n")
+
+
+class JSONBody(JSONResponse):
+    """A JSON response that survives model output holding a lone surrogate (see utf8)."""
+
+    def render(self, content: object) -> bytes:
+        return utf8(dumps(content))
 
 
 class StreamRenderer(Protocol):
@@ -55,17 +78,27 @@ async def frames(gen: Generation, renderer: StreamRenderer, on_first_token=None)
             if on_first_token is not None and any(d.text or d.reasoning or d.tool_call for d in deltas):
                 on_first_token()
                 on_first_token = None
-            out: list[bytes] = []
-            for delta in deltas:
-                if delta.finish_reason is FinishReason.ERROR:
-                    yield b"".join(out + renderer.error(from_failure(delta.failure)))
-                    return
-                out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
-            yield b"".join(out)
-            if gen.done:
+            try:
+                out, ended = render(renderer, deltas)
+            except Exception:  # a renderer's bug must still end the stream with an error event
+                log.exception("rendering a stream failed")
+                yield b"".join(renderer.error(ApiError(500, "The server failed to render the reply.")))
+                return
+            yield out
+            if ended or gen.done:
                 return
     finally:
         gen.close()
+
+
+def render(renderer: StreamRenderer, deltas: list[Delta]) -> tuple[bytes, bool]:
+    """One batch's frames, and whether the stream ends with it (a failed generation's error)."""
+    out: list[bytes] = []
+    for delta in deltas:
+        if delta.finish_reason is FinishReason.ERROR:
+            return b"".join(out + renderer.error(from_failure(delta.failure))), True
+        out += renderer.on_finish(delta) if delta.finish_reason else renderer.on_delta(delta)
+    return b"".join(out), False
 
 
 async def account(gen: Generation) -> None:

@@ -130,3 +130,21 @@ async def test_a_request_too_deep_to_cross_fails_alone_and_the_connection_lives_
         await client.submit(deep)
     assert info.value.param == "response_format"
     assert await text_of(await client.submit(request(seed=1))) == ("abc", FinishReason.STOP)
+
+
+async def test_a_message_that_cannot_be_read_closes_the_link_instead_of_leaving_callers_waiting():
+    import socket
+    import threading
+    from multiprocessing.connection import Connection
+
+    from engine.link import Link
+
+    ours, theirs = socket.socketpair()
+    conn, worker_end = Connection(ours.detach()), Connection(theirs.detach())
+    closed = threading.Event()
+    link = Link(conn, asyncio.get_running_loop(), lambda msg: None, closed.set)
+    link.start("test")
+    worker_end.send_bytes(b"\x80\x04garbage")  # not a pickle: the reader thread used to die here
+    assert await asyncio.to_thread(closed.wait, 5)
+    with pytest.raises((EOFError, OSError)):
+        worker_end.recv_bytes()  # our end is closed: a worker would see it and exit

@@ -61,17 +61,17 @@ def to_conversation(body: CountTokensRequest) -> list[Message]:
     before it is the same prompt prefix as in the requests before it (and stays cached)."""
     system = system_text(body.system) if body.system else None
     messages = [Message("system", system)] if system is not None else []
+    last_user = last_user_index(body.messages)
     for i, m in enumerate(body.messages):
         if m.role != "system":
             messages += to_messages(i, m)
-        elif not cleared(body.messages, i):
+        elif not (m.clear_at == "next_user_message" and i < last_user):  # cleared once a user turn follows
             messages += system_turn(i, m)
     return messages
 
 
-def cleared(messages: list[InputMessage], index: int) -> bool:
-    """A system turn marked `clear_at: next_user_message` no longer counts once one follows."""
-    return messages[index].clear_at == "next_user_message" and any(m.role == "user" for m in messages[index + 1:])
+def last_user_index(messages: list[InputMessage]) -> int:
+    return max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
 
 
 def loaded_tools(body: CountTokensRequest) -> list[tuple[int, ToolIn]]:

@@ -26,5 +26,6 @@ async def messages(body: MessagesRequest, request: Request) -> Response:
 
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict:
+    check_size(request, len(body.messages), None)
     async with engine_for(request, body.model) as engine:
         return {"input_tokens": await engine.count_tokens(convert.to_request(body, engine.spec.sampling))}

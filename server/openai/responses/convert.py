@@ -36,7 +36,8 @@ def read(body: InputTokensRequest, store: ResponseStore) -> Turn:
             raise ApiError(404, f"Previous response with id '{body.previous_response_id}' not found.",
                            param="previous_response_id", code="previous_response_not_found")
         history = list(previous.history)
-    conversation = InputReader(store.item).read(body.input)
+    names = {c.id: c.name for m in history for c in m.tool_calls}
+    conversation = InputReader(store.item, names).read(body.input)
     tools = read_tools(body.tools, conversation.extra_tools)
     system = [Message("system", body.instructions)] if body.instructions else []
     return Turn(system + history + conversation.messages, conversation, tools, history)
@@ -64,6 +65,7 @@ def to_request(body: InputTokensRequest, turn: Turn, defaults: SamplingParams) -
         tools=turn.tools.specs,
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls is not False,
+        max_tool_calls=getattr(body, "max_tool_calls", None),
         response_format=ResponseFormat() if forced else response_format(body),
         logprobs=logprobs(body, turn.tools),
         thinking=not (body.reasoning and body.reasoning.effort == "none"),
@@ -94,7 +96,7 @@ def echo_fields(body: ResponsesRequest) -> dict:
     reasoning = body.reasoning.model_dump(exclude_none=True) if body.reasoning else {}
     text = body.text.model_dump(by_alias=True, exclude_none=True) if body.text else {}
     return {
-        "instructions": body.instructions, "max_output_tokens": body.max_output_tokens, "max_tool_calls": None,
+        "instructions": body.instructions, "max_output_tokens": body.max_output_tokens, "max_tool_calls": body.max_tool_calls,
         "parallel_tool_calls": body.parallel_tool_calls is not False,
         "previous_response_id": body.previous_response_id,
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
@@ -126,13 +128,13 @@ def assistant_turn(output: list[dict]) -> list[Message]:
     return [Message("assistant", "".join(text), tool_calls=calls, reasoning="".join(reasoning))]
 
 
-def fit_by_truncation(messages: list[Message]) -> list[Message] | None:
-    """truncation "auto": the conversation without its oldest turn (a user message and all up to
-    the next one), system messages kept; None when nothing is left to drop."""
-    first = next((i for i, m in enumerate(messages) if m.role != "system"), None)
-    if first is None:
-        return None
-    end = next((i for i in range(first + 1, len(messages)) if messages[i].role == "user"), None)
-    if end is None:
-        return None  # the last user turn itself does not fit
-    return messages[:first] + messages[end:]
+def turn_starts(messages: list[Message]) -> list[int]:
+    """For truncation "auto": where each turn after the oldest begins (a user message). Dropping
+    the first k turns keeps the leading system messages and messages[starts[k - 1]:]."""
+    first = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+    return [i for i in range(first + 1, len(messages)) if messages[i].role == "user"]
+
+
+def drop_turns(messages: list[Message], starts: list[int], k: int) -> list[Message]:
+    first = next(i for i, m in enumerate(messages) if m.role != "system")
+    return messages[:first] + messages[starts[k - 1]:]

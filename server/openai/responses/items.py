@@ -50,10 +50,11 @@ class InputReader:
     """Reads one request's `input`. Function calls that follow an assistant turn join it; a
     reasoning item's text goes with the assistant turn after it."""
 
-    def __init__(self, lookup: Callable[[str], dict | None]):
+    def __init__(self, lookup: Callable[[str], dict | None], names: dict[str, str] | None = None):
         self._lookup = lookup  # item id -> a stored item, for item_reference
         self._reasoning = ""
-        self._names: dict[str, str] = {}  # call_id -> tool name, for the tool turns that answer
+        # call_id -> tool name, for the tool turns that answer (calls of earlier responses too)
+        self._names: dict[str, str] = dict(names or {})
         self.out = Conversation()
 
     def read(self, value: str | list[Any]) -> Conversation:
@@ -76,6 +77,8 @@ class InputReader:
 
     def _item(self, where: str, item: dict) -> None:
         kind = item.get("type") or ("message" if "role" in item else None)
+        if kind is not None and not isinstance(kind, str):
+            raise ApiError(400, f"{where}.type must be a string", param=f"{where}.type")
         handler = {"message": self._message, "function_call": self._call, "custom_tool_call": self._call,
                    "function_call_output": self._output, "custom_tool_call_output": self._output,
                    "reasoning": self._reasoning_item, "additional_tools": self._tools}.get(kind)
@@ -101,7 +104,7 @@ class InputReader:
     def _call(self, where: str, item: dict) -> None:
         call_id, name = required(where, item, "call_id"), required(where, item, "name")
         if item.get("namespace"):
-            name = f"{item['namespace']}.{name}"
+            name = f"{required(where, item, 'namespace')}.{name}"
         if item.get("type") == "custom_tool_call":
             arguments = custom_arguments(str(item.get("input", "")))
         else:
@@ -122,6 +125,9 @@ class InputReader:
 
     def _reasoning_item(self, where: str, item: dict) -> None:
         parts = item.get("content") or item.get("summary") or []
+        if not isinstance(parts, list):
+            field = "content" if item.get("content") else "summary"
+            raise ApiError(400, f"{where}.{field} must be a list of parts", param=f"{where}.{field}")
         self._reasoning += "".join(p.get("text", "") for p in parts if isinstance(p, dict))
 
     def _tools(self, where: str, item: dict) -> None:

@@ -14,16 +14,23 @@ from .tools import ToolSet
 Event = dict  # {"type": ..., fields}: the renderer adds sequence numbers
 
 
+# A JSON string escape: a surrogate pair, one \\uXXXX, or a backslash and one character.
+ESCAPE = re.compile(r'\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[^u])')
+HIGH = re.compile(r'\\u[dD][89abAB][0-9a-fA-F]{2}')
+LOW_SO_FAR = re.compile(r'(?:\\(?:u(?:[dD](?:[c-fC-F][0-9a-fA-F]{0,2})?)?)?)?')
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class InputField:
     """Decodes the string value of `{"input": "..."}` (a custom tool's arguments, as the model
-    writes them) while its JSON text arrives in pieces; an escape cut between pieces waits."""
+    writes them) while its JSON text arrives in pieces; an escape cut between pieces waits. The
+    grammar lets a model write a lone surrogate escape: it reads as U+FFFD (it could not be sent)."""
 
     HEAD = re.compile(r'\s*\{\s*"input"\s*:\s*"')
 
     def __init__(self) -> None:
         self._raw = ""
         self._pos: int | None = None
-        self._escape = ""
         self.closed = False
         self.text = ""
 
@@ -37,15 +44,16 @@ class InputField:
         out = []
         while self._pos < len(self._raw) and not self.closed:
             ch = self._raw[self._pos]
+            if ch == "\\":
+                escape = self._escape()
+                if escape is None:
+                    break  # the rest of it comes with the next piece
+                text, length = escape
+                out.append(text)
+                self._pos += length
+                continue
             self._pos += 1
-            if self._escape:
-                self._escape += ch
-                if self._complete_escape():
-                    out.append(json.loads(f'"{self._escape}"'))
-                    self._escape = ""
-            elif ch == "\\":
-                self._escape = ch
-            elif ch == '"':
+            if ch == '"':
                 self.closed = True
             else:
                 out.append(ch)
@@ -53,15 +61,16 @@ class InputField:
         self.text += new
         return new
 
-    def _complete_escape(self) -> bool:
-        esc = self._escape
-        if esc[1] != "u":
-            return True
-        if len(esc) < 6:
-            return False
-        if 0xD800 <= int(esc[2:6], 16) < 0xDC00:  # a high surrogate: wait for its pair
-            return len(esc) == 12 or (len(esc) >= 8 and esc[6:8] != "\\u")
-        return True
+    def _escape(self) -> tuple[str, int] | None:
+        """The escape at the current position, decoded, and its length; None until it is whole."""
+        rest = self._raw[self._pos:]
+        high = HIGH.match(rest)
+        if high and len(rest) < 12 and LOW_SO_FAR.fullmatch(rest[6:]):
+            return None  # perhaps the first half of a pair
+        found = ESCAPE.match(rest)
+        if found is None:
+            return None if len(rest) < 6 else ("\ufffd", 2)
+        return SURROGATE.sub("\ufffd", json.loads(f'"{found.group()}"')), found.end()
 
 
 class OutputItems:
@@ -188,7 +197,7 @@ class OutputItems:
 
 def _full_input(arguments: str, field: InputField | None) -> str:
     try:
-        return str(json.loads(arguments)["input"])
+        return SURROGATE.sub("\ufffd", str(json.loads(arguments)["input"]))
     except (json.JSONDecodeError, KeyError, TypeError):
         return field.text if field is not None else ""  # cut off by max_output_tokens: what there is
 

@@ -66,4 +66,4 @@ class ResponsesRequest(InputTokensRequest):
     # In the reference, not implemented here: refused by name when they would change the reply.
     background: bool | None = None
     prompt: dict[str, Any] | None = None
-    max_tool_calls: int | None = None
+    max_tool_calls: int | None = Field(default=None, ge=1)  # tool calls in the reply at most

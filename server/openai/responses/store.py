@@ -20,9 +20,17 @@ class Stored:
     at: float = field(default_factory=time.monotonic)
 
 
+ITEM_OVERHEAD = 600  # bytes a small item costs in memory beyond its JSON text (dicts, strings)
+
+
 def size_of(entry: Stored) -> int:
     text = sum(len(m.content) + len(m.reasoning) + sum(len(c.arguments) for c in m.tool_calls) for m in entry.history)
-    return len(json.dumps(entry.response)) + len(json.dumps(entry.input_items)) + text
+    n_items = len(entry.input_items) + len(entry.response["output"]) + len(entry.history)
+    return len(json.dumps(entry.response)) + len(json.dumps(entry.input_items)) + text + ITEM_OVERHEAD * n_items
+
+
+def items_of(entry: Stored) -> list[dict]:
+    return [*entry.input_items, *entry.response["output"]]
 
 
 class ResponseStore:
@@ -31,6 +39,7 @@ class ResponseStore:
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self._entries: collections.OrderedDict[str, Stored] = collections.OrderedDict()
+        self._items: dict[str, tuple[str, dict]] = {}  # item id -> (its response's id, the item)
         self.bytes = 0
 
     def __len__(self) -> int:
@@ -43,6 +52,9 @@ class ResponseStore:
         self.delete(entry.response["id"])
         self._entries[entry.response["id"]] = entry
         self.bytes += entry.size
+        for item in items_of(entry):
+            if isinstance(item.get("id"), str):
+                self._items[item["id"]] = (entry.response["id"], item)
         self._expire()
         while len(self._entries) > self.max_items or self.bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
@@ -62,12 +74,11 @@ class ResponseStore:
         return True
 
     def item(self, item_id: str) -> dict | None:
-        """An input or output item of any stored response, for item_reference."""
-        for entry in reversed(self._entries.values()):
-            for item in (*entry.input_items, *entry.response["output"]):
-                if item.get("id") == item_id:
-                    return item
-        return None
+        """An input or output item of any stored response (the latest to hold that id), for
+        item_reference."""
+        self._expire()
+        found = self._items.get(item_id)
+        return found[1] if found is not None else None
 
     def _expire(self) -> None:
         cutoff = time.monotonic() - self.ttl_s
@@ -75,4 +86,9 @@ class ResponseStore:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, response_id: str) -> None:
-        self.bytes -= self._entries.pop(response_id).size
+        entry = self._entries.pop(response_id)
+        self.bytes -= entry.size
+        for item in items_of(entry):
+            key = item.get("id")
+            if isinstance(key, str) and self._items.get(key, ("",))[0] == response_id:
+                del self._items[key]

@@ -6,6 +6,7 @@ MCP...) left out of the prompt with a log line, since agents send them on every 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +50,13 @@ def read_tools(tools: list[Any] | None, extra: list[Any], param: str = "tools") 
 
 def _add(out: ToolSet, tool: dict, where: str, prefix: str) -> None:
     kind = tool.get("type", "function")
+    if not isinstance(kind, str):
+        raise ApiError(400, f"{where}.type must be a string", param=f"{where}.type")
     if prefix and kind in ("function", "custom"):
         out.namespaced.add(prefix + _name(tool, where))
     if kind == "namespace" and not prefix:
+        if not isinstance(tool.get("tools") or [], list):
+            raise ApiError(400, f"{where}.tools must be a list", param=f"{where}.tools")
         for j, inner in enumerate(tool.get("tools") or []):
             if isinstance(inner, dict):
                 _add(out, inner, f"{where}.tools[{j}]", prefix=f"{_name(tool, where)}.")
@@ -83,14 +88,26 @@ def _custom_schema(tool: dict, where: str) -> dict:
     Lark grammar has no clean conversion here, so that input is free text."""
     text: dict = {"type": "string"}
     fmt = tool.get("format") or {"type": "text"}
+    if not isinstance(fmt, dict):
+        raise ApiError(400, f"{where}.format must be an object", param=f"{where}.format")
     if fmt.get("type") == "grammar":
         if fmt.get("syntax") == "regex" and isinstance(fmt.get("definition"), str):
+            check_regex(fmt["definition"], f"{where}.format.definition")
             # The whole input is what the regex describes; a JSON Schema pattern only searches.
             text["pattern"] = f"^(?:{fmt['definition']})$"
         else:
             log.info("custom tool %r: a %s grammar is not enforced here; its input is free text",
                      tool.get("name"), fmt.get("syntax"))
     return {"type": "object", "properties": {"input": text}, "required": ["input"], "additionalProperties": False}
+
+
+def check_regex(pattern: str, param: str) -> None:
+    """The definition on its own: wrapped in ^(?:...)$, an unbalanced one such as `a)|(b` would
+    turn into another, valid pattern."""
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ApiError(400, f"{param}: not a valid regular expression: {exc}", param=param) from None
 
 
 def read_tool_choice(choice: str | dict | None, tools: ToolSet) -> ToolChoice:
@@ -103,12 +120,16 @@ def read_tool_choice(choice: str | dict | None, tools: ToolSet) -> ToolChoice:
             raise ApiError(400, f"tool_choice {choice!r} is not one of auto, none, required", param="tool_choice")
         return ToolChoice(ToolChoiceMode(choice))
     kind = choice.get("type")
+    if not isinstance(kind, str):
+        raise ApiError(400, "tool_choice.type must be a string", param="tool_choice.type")
     if kind in ("function", "custom"):
         name = choice.get("name")
         if choice.get("namespace"):
             name = f"{choice['namespace']}.{name}"
         return ToolChoice(ToolChoiceMode.FUNCTION, name)
     if kind == "allowed_tools":
+        if not isinstance(choice.get("tools") or [], list):
+            raise ApiError(400, "tool_choice.tools must be a list", param="tool_choice.tools")
         allowed = {t.get("name") for t in choice.get("tools") or [] if isinstance(t, dict)}
         tools.specs = [s for s in tools.specs if s.name in allowed or s.name.rpartition(".")[2] in allowed]
         return ToolChoice(ToolChoiceMode.REQUIRED if choice.get("mode") == "required" else ToolChoiceMode.AUTO)
