@@ -47,6 +47,9 @@ class ModelSpec:
     prefix_cache: bool = True  # reuse KV cells of prompt prefixes computed before
     # Same request, same text, whatever else runs: no prefix cache, one sequence per decode step.
     deterministic: bool = False
+    # Speculative decoding by prompt lookup: tokens guessed per step from the sequence's own
+    # context (engine/lookup.py), confirmed by the model in the same decode; 0 turns it off.
+    lookup_draft: int = 0
     embedding: bool = False  # serve /v1/embeddings (pooled vectors) instead of generating text
     preload: bool = False  # load at start-up rather than on first use
     keep_alive: float | None = None  # seconds idle before unloading; None: stay loaded
@@ -77,7 +80,7 @@ def is_pattern(alias: str) -> bool:
     return not GLOB_CHARS.isdisjoint(alias)
 
 
-_INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1}
+_INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1, "lookup_draft": 0}
 _BOOL_FIELDS = ("kv_unified", "prefix_cache", "deterministic", "embedding", "preload")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 

@@ -52,7 +52,8 @@ class EngineCore:
         if not plan:
             return
         tokens, positions, slots, outputs = plan.batch()
-        status = self.backend.decode(tokens, positions, slots, [row for _, row in outputs])
+        rows = [r for seq, row in outputs for r in range(row, row + 1 + len(seq.draft))]
+        status = self.backend.decode(tokens, positions, slots, rows)
         if status != 0:
             self._decode_failed(plan, status)
             return
@@ -63,6 +64,18 @@ class EngineCore:
                     self.scheduler.follow(seq, follower)
                     self._sample(follower, row)
             self._sample(seq, row)
+            if seq.draft:
+                self._verify(seq, row)
+
+    def _verify(self, seq: Sequence, row: int) -> None:
+        """Row i + 1 holds the logits after guess i: usable while every guess before it was the
+        token sampled. Each one sampled is then the sequence's next token, as without guesses."""
+        for i, guess in enumerate(seq.draft):
+            if seq.state is SeqState.DONE or seq.next_token != guess:
+                break
+            self.scheduler.confirmed(seq)
+            self._sample(seq, row + 1 + i)
+        self.scheduler.verified(seq)
 
     def _sample(self, seq: Sequence, row: int) -> None:
         token = seq.sampler.sample(row)

@@ -89,7 +89,7 @@ class GeneratorHost:
         self.backend = backend
         spec = preparer.spec
         self.scheduler = Scheduler(backend, prefix_cache=spec.prefix_cache and not spec.deterministic,
-                                   solo=spec.deterministic)
+                                   solo=spec.deterministic, lookup_draft=spec.lookup_draft)
         self.core = EngineCore(backend, self.scheduler)
         self.inbox = Inbox()
         self._send = send

@@ -10,6 +10,7 @@ from typing import Any
 from .chat_template import ChatTemplate
 from .config import ModelSpec
 from .errors import ContextLengthExceeded, InvalidRequest
+from .lookup import Lookup
 from .reasoning import OPEN as OPEN_THINK
 from .reasoning import ReasoningParser
 from .sequence import Sequence
@@ -103,6 +104,8 @@ class Preparer:
             logprobs=request.logprobs,
             choice=choice,
             thinker=ReasoningParser(in_think) if self.reasons and request.prompt is None else None,
+            # Any sampling: each confirmed guess is the token sampling chose from its own row.
+            lookup=Lookup() if self.spec.lookup_draft and not self.spec.deterministic else None,
         )
 
 

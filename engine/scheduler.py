@@ -13,6 +13,9 @@ from .types import Delta, EngineStats, Failure, FinishReason, TopLogprob, Usage
 
 # Shorter shared prefixes are recomputed rather than waited for.
 MIN_SHARED_PREFIX = 32
+# Speculation only while this few sequences decode: then a decode is memory-bound and guessed
+# tokens ride along almost free; a full batch is compute-bound and would pay for every guess.
+MAX_SPECULATING = 2
 # A sequence that ends this way leaves its KV cells behind as a prefix cache.
 KEEPS_CACHE = (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS)
 
@@ -24,7 +27,7 @@ class StepPlan:
 
     @property
     def n_tokens(self) -> int:
-        return len(self.decode) + sum(n for _, n in self.prefill)
+        return sum(1 + len(s.draft) for s in self.decode) + sum(n for _, n in self.prefill)
 
     @property
     def sequences(self) -> list[Sequence]:
@@ -35,11 +38,17 @@ class StepPlan:
 
     def batch(self) -> tuple[list[int], list[int], list[int], list[tuple[Sequence, int]]]:
         """(tokens, positions, slots) of one llama_decode, and which sequence samples from which
-        batch row: every decoding sequence, and each prefill whose prompt ends in this step."""
-        tokens = [s.next_token for s in self.decode]
-        positions = [s.n_past for s in self.decode]
-        slots = [s.slot for s in self.decode]
-        outputs = [(s, i) for i, s in enumerate(self.decode)]
+        batch row: every decoding sequence (its guesses, if any, in the rows after it), and each
+        prefill whose prompt ends in this step."""
+        tokens: list[int] = []
+        positions: list[int] = []
+        slots: list[int] = []
+        outputs: list[tuple[Sequence, int]] = []
+        for s in self.decode:
+            outputs.append((s, len(tokens)))
+            tokens += [s.next_token, *s.draft]
+            positions += range(s.n_past, s.n_past + 1 + len(s.draft))
+            slots += [s.slot] * (1 + len(s.draft))
         for seq, n in self.prefill:
             start = seq.n_past
             tokens += seq.prompt[start:start + n]
@@ -54,10 +63,12 @@ def schedule(running: list[Sequence], budget: int) -> StepPlan:
     """Every decoding sequence gets its next token first, so streams never stall behind a long
     prompt; what is left of the token budget prefills waiting prompts in arrival order, in chunks."""
     plan = StepPlan()
+    left = budget
     for seq in running:
-        if seq.state is SeqState.DECODE and len(plan.decode) < budget:
+        if seq.state is SeqState.DECODE and left > 0:
+            del seq.draft[left - 1:]  # guesses only from the budget the others left
             plan.decode.append(seq)
-    left = budget - len(plan.decode)
+            left -= 1 + len(seq.draft)
     for seq in running:
         if left <= 0:
             break
@@ -72,8 +83,9 @@ class Scheduler:
     """Owns the waiting queue, the running list and the slots. Admission decides each sequence's
     slot and how much of its prompt the cache already holds; `finish` is the one way out."""
 
-    def __init__(self, backend: Any, prefix_cache: bool = True, solo: bool = False):
-        self.backend = backend  # KV operations and samplers (engine.core.BackendLike)
+    def __init__(self, backend: Any, prefix_cache: bool = True, solo: bool = False, lookup_draft: int = 0):
+        self.backend = backend
+        self.lookup_draft = lookup_draft  # guessed tokens per step at most (sequences with a Lookup)  # KV operations and samplers (engine.core.BackendLike)
         # One sequence per decode step, in turn: llama.cpp's kernels round differently for other
         # batch shapes, so a sequence's logits then depend on nothing but its own tokens.
         self.solo = solo
@@ -107,7 +119,17 @@ class Scheduler:
         if self.solo and running:
             self._turn += 1
             running = [running[self._turn % len(running)]]
+        self._guess(running)
         return schedule(running, self.backend.n_batch)
+
+    def _guess(self, running: list[Sequence]) -> None:
+        """Prompt-lookup guesses for the decoding sequences, when few decode (MAX_SPECULATING);
+        never past the sequence's max_tokens, so every guessed position fits its context."""
+        decoding = [s for s in running if s.state is SeqState.DECODE]
+        few = len(decoding) <= MAX_SPECULATING
+        for seq in decoding:
+            k = min(self.lookup_draft, seq.max_tokens - seq.n_generated - 1) if few and seq.lookup else 0
+            seq.draft = seq.lookup.draft(seq.prompt, seq.generated, k) if k > 0 else []
 
     # --- admission ---------------------------------------------------------------------------
 
@@ -161,10 +183,22 @@ class Scheduler:
         s.max_seqs_per_decode = max(s.max_seqs_per_decode, n_seqs)
         s.multi_seq_steps += n_seqs > 1
         for seq in plan.decode:
-            seq.n_past += 1
+            seq.n_past += 1  # next_token; each guess is counted once confirmed (confirmed())
+            s.draft_tokens += len(seq.draft)
         for seq, n in plan.prefill:
             seq.n_past += n
             s.prompt_tokens += n
+
+    def confirmed(self, seq: Sequence) -> None:
+        """A guess fed in this step was the token sampled: its KV cells stand."""
+        seq.n_past += 1
+        self.stats.draft_accepted += 1
+
+    def verified(self, seq: Sequence) -> None:
+        """After a step with guesses: the cells of those refused are dropped."""
+        if seq.draft and seq.slot >= 0:
+            self.backend.remove_sequence(seq.slot, seq.n_past)
+        seq.draft = []
 
     def follow(self, leader: Sequence, follower: Sequence) -> None:
         """The leader's prompt is in the cache: the follower shares its cells and draws its first
@@ -189,6 +223,8 @@ class Scheduler:
             keep = self.slots.enabled and reason in KEEPS_CACHE
             if not keep:
                 self.backend.remove_sequence(seq.slot)
+            elif seq.draft:  # ended mid-verification: cells past what it kept held guesses
+                self.backend.remove_sequence(seq.slot, seq.n_past)
             self.slots.release(seq.slot, seq.kv_tokens() if keep else [])
             seq.slot = -1
         if seq.sampler is not None:
@@ -225,7 +261,8 @@ class Scheduler:
             decoded_tokens=s.decoded_tokens, running=len(self.running), waiting=len(self.waiting),
             free_slots=len(self.slots), kv_tokens=sum(q.n_past for q in self.running),
             cached_tokens=self.slots.cached_tokens, reused_tokens=s.reused_tokens, prompt_tokens=s.prompt_tokens,
-            generated_tokens=s.generated_tokens, aborted=s.aborted,
+            generated_tokens=s.generated_tokens, aborted=s.aborted, draft_tokens=s.draft_tokens,
+            draft_accepted=s.draft_accepted,
         )
 
 

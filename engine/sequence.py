@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .detokenizer import Detokenizer
+from .lookup import Lookup
 from .reasoning import OPEN as OPEN_THINK
 from .reasoning import ReasoningParser
 from .stopping import StopMatcher
@@ -48,6 +49,8 @@ class Sequence:
     thinker: ReasoningParser | None = None  # set for reasoning models
     n_reasoning: int = 0  # generated tokens that were thinking
     followers: list[Sequence] = field(default_factory=list)  # choices 1..n-1, sharing this prompt
+    lookup: Lookup | None = None  # drafts guesses from the context when speculation is on
+    draft: list[int] = field(default_factory=list)  # this step's guesses, fed after next_token
 
     @property
     def prompt_left(self) -> int:

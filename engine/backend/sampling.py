@@ -96,12 +96,24 @@ class Sampler:
         ll.llama_sampler_apply(self._chain, cand.ref)
         token, logit = cand.chosen()
         if self._grammar is not None and (not math.isfinite(logit) or not cand.allows(self._grammar, token)):
-            cand.fill(row)
+            return self.sample_constrained(row)
+        return self._accept(token, logit)
+
+    def sample_constrained(self, row: int) -> int | None:
+        """The grammar applied to the whole row first, then the chain's draw: what llama.cpp's own
+        chain does, and what sample() falls back to when its draw is refused. For a token t the
+        grammar allows, sample() draws it with p(t) + (1 - Z) p(t) / Z = p(t) / Z (Z: the allowed
+        mass), the same distribution as this path (tests/test_sampling.py compares them)."""
+        cand = self._cand
+        cand.fill(row)
+        if self._grammar is not None:
             ll.llama_sampler_apply(self._grammar, cand.ref)
             if not cand.any_allowed():
                 return None
-            ll.llama_sampler_apply(self._chain, cand.ref)
-            token, logit = cand.chosen()
+        ll.llama_sampler_apply(self._chain, cand.ref)
+        return self._accept(*cand.chosen())
+
+    def _accept(self, token: int, logit: float) -> int | None:
         if not math.isfinite(logit):
             return None
         ll.llama_sampler_accept(self._chain, token)
