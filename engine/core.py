@@ -70,12 +70,14 @@ class EngineCore:
     def _verify(self, seq: Sequence, row: int) -> None:
         """Row i + 1 holds the logits after guess i: usable while every guess before it was the
         token sampled. Each one sampled is then the sequence's next token, as without guesses."""
+        confirmed = 0
         for i, guess in enumerate(seq.draft):
             if seq.state is SeqState.DONE or seq.next_token != guess:
                 break
             self.scheduler.confirmed(seq)
+            confirmed += 1
             self._sample(seq, row + 1 + i)
-        self.scheduler.verified(seq)
+        self.scheduler.verified(seq, confirmed)
 
     def _sample(self, seq: Sequence, row: int) -> None:
         token = seq.sampler.sample(row)

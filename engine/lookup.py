@@ -11,17 +11,25 @@ from array import array
 
 MAX_NGRAM = 4  # the longest suffix looked up first
 MIN_NGRAM = 2  # one token alone matches too much to be worth a guess
+START_LENGTH = 2  # tokens guessed at first; it grows while guesses hold (Lookup.learn)
 
 
 class Lookup:
     """A sequence's context (prompt and output) as 4-byte tokens, extended as it grows, so each
     search is one bytes.rfind in C instead of a Python scan."""
 
-    __slots__ = ("_bytes", "_tokens")
+    __slots__ = ("_bytes", "_tokens", "length")
 
     def __init__(self) -> None:
         self._bytes = bytearray()
         self._tokens: list[int] = []
+        self.length = START_LENGTH  # how many tokens to guess next
+
+    def learn(self, offered: int, confirmed: int) -> None:
+        """All guesses confirmed: the sequence is copying, guess twice as far. A refusal: guess
+        no further than what held. On a CPU each guessed token costs about half a step (batched
+        kernels are few), so long guesses only pay while they hold; on a GPU they cost little."""
+        self.length = min(self.length * 2, 1024) if confirmed == offered else max(1, confirmed)
 
     def draft(self, prompt: list[int], generated: list[int], k: int) -> list[int]:
         """Up to k tokens that followed the latest earlier occurrence of the context's (prompt

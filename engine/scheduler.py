@@ -128,7 +128,8 @@ class Scheduler:
         decoding = [s for s in running if s.state is SeqState.DECODE]
         few = len(decoding) <= MAX_SPECULATING
         for seq in decoding:
-            k = min(self.lookup_draft, seq.max_tokens - seq.n_generated - 1) if few and seq.lookup else 0
+            k = min(self.lookup_draft, seq.lookup.length, seq.max_tokens - seq.n_generated - 1) \
+                if few and seq.lookup else 0
             seq.draft = seq.lookup.draft(seq.prompt, seq.generated, k) if k > 0 else []
 
     # --- admission ---------------------------------------------------------------------------
@@ -194,10 +195,13 @@ class Scheduler:
         seq.n_past += 1
         self.stats.draft_accepted += 1
 
-    def verified(self, seq: Sequence) -> None:
-        """After a step with guesses: the cells of those refused are dropped."""
-        if seq.draft and seq.slot >= 0:
+    def verified(self, seq: Sequence, confirmed: int) -> None:
+        """After a step with guesses: the cells of those refused are dropped, and the sequence's
+        next guesses are as long as this step's success says they should be."""
+        if seq.slot >= 0 and confirmed < len(seq.draft):
             self.backend.remove_sequence(seq.slot, seq.n_past)
+        if seq.lookup is not None:
+            seq.lookup.learn(len(seq.draft), confirmed)
         seq.draft = []
 
     def follow(self, leader: Sequence, follower: Sequence) -> None:

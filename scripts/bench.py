@@ -212,7 +212,11 @@ def peer_command(args, port: int) -> list[str]:
         return [llama_server_binary(args.peer_bin), "-m", args.gguf, "-t", str(args.threads),
                 # -c is the total KV context, split evenly across the -np slots
                 "-np", str(args.peer_parallel), "-c", str(args.peer_n_ctx * args.peer_parallel),
-                "--jinja", "--host", "127.0.0.1", "--port", str(port)]
+                "--jinja", "--host", "127.0.0.1", "--port", str(port),
+                # no extra buffer types, as ggserve on AMX CPUs: ggml's AMX one segfaults in
+                # llama_decode for Q4_1 weights (the packaged SmolLM2), and both servers then
+                # run the same plain CPU weight layout
+                "--no-repack"]
     return [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf,
             "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
             "--n_ctx", str(args.peer_n_ctx), "--port", str(port), "--host", "127.0.0.1",
