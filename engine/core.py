@@ -74,10 +74,10 @@ class EngineCore:
         for i, guess in enumerate(seq.draft):
             if seq.state is SeqState.DONE or seq.next_token != guess:
                 break
-            self.scheduler.confirmed(seq)
+            self.scheduler.speculation.confirmed(seq)
             confirmed += 1
             self._sample(seq, row + 1 + i)
-        self.scheduler.verified(seq, confirmed)
+        self.scheduler.speculation.verified(seq, confirmed)
 
     def _sample(self, seq: Sequence, row: int) -> None:
         token = seq.sampler.sample(row)

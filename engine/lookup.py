@@ -3,7 +3,7 @@
 Agents and code edits repeat long spans of their input. When the last few tokens of a sequence
 occurred earlier in its prompt or output, the tokens that followed them then are a good guess for
 what follows now; the engine feeds the guess with the next token in one decode and keeps the
-longest prefix of it that greedy sampling confirms (engine/core.py)."""
+longest prefix of it that sampling confirms (engine/core.py)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,11 @@ from typing import Any
 from .errors import InvalidRequest
 from .sequence import Sequence, SeqState
 from .slots import SlotPool, common_prefix_len
+from .speculation import Speculation
 from .types import Delta, EngineStats, Failure, FinishReason, TopLogprob, Usage
 
 # Shorter shared prefixes are recomputed rather than waited for.
 MIN_SHARED_PREFIX = 32
-# Speculation only while this few sequences decode: then a decode is memory-bound and guessed
-# tokens ride along almost free; a full batch is compute-bound and would pay for every guess.
-MAX_SPECULATING = 2
 # A sequence that ends this way leaves its KV cells behind as a prefix cache.
 KEEPS_CACHE = (FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS)
 
@@ -84,8 +82,7 @@ class Scheduler:
     slot and how much of its prompt the cache already holds; `finish` is the one way out."""
 
     def __init__(self, backend: Any, prefix_cache: bool = True, solo: bool = False, lookup_draft: int = 0):
-        self.backend = backend
-        self.lookup_draft = lookup_draft  # guessed tokens per step at most (sequences with a Lookup)  # KV operations and samplers (engine.core.BackendLike)
+        self.backend = backend  # KV operations and samplers (engine.core.BackendLike)
         # One sequence per decode step, in turn: llama.cpp's kernels round differently for other
         # batch shapes, so a sequence's logits then depend on nothing but its own tokens.
         self.solo = solo
@@ -94,6 +91,7 @@ class Scheduler:
         self.running: list[Sequence] = []
         self.slots = SlotPool(backend.n_seq, enabled=prefix_cache)
         self.stats = EngineStats()
+        self.speculation = Speculation(backend, lookup_draft, self.stats)
         self._by_rid: dict[int, list[Sequence]] = {}
         self._outbox: list[tuple[int, Delta]] = []
 
@@ -119,18 +117,8 @@ class Scheduler:
         if self.solo and running:
             self._turn += 1
             running = [running[self._turn % len(running)]]
-        self._guess(running)
+        self.speculation.guess(running)
         return schedule(running, self.backend.n_batch)
-
-    def _guess(self, running: list[Sequence]) -> None:
-        """Prompt-lookup guesses for the decoding sequences, when few decode (MAX_SPECULATING);
-        never past the sequence's max_tokens, so every guessed position fits its context."""
-        decoding = [s for s in running if s.state is SeqState.DECODE]
-        few = len(decoding) <= MAX_SPECULATING
-        for seq in decoding:
-            k = min(self.lookup_draft, seq.lookup.length, seq.max_tokens - seq.n_generated - 1) \
-                if few and seq.lookup else 0
-            seq.draft = seq.lookup.draft(seq.prompt, seq.generated, k) if k > 0 else []
 
     # --- admission ---------------------------------------------------------------------------
 
@@ -189,20 +177,6 @@ class Scheduler:
         for seq, n in plan.prefill:
             seq.n_past += n
             s.prompt_tokens += n
-
-    def confirmed(self, seq: Sequence) -> None:
-        """A guess fed in this step was the token sampled: its KV cells stand."""
-        seq.n_past += 1
-        self.stats.draft_accepted += 1
-
-    def verified(self, seq: Sequence, confirmed: int) -> None:
-        """After a step with guesses: the cells of those refused are dropped, and the sequence's
-        next guesses are as long as this step's success says they should be."""
-        if seq.slot >= 0 and confirmed < len(seq.draft):
-            self.backend.remove_sequence(seq.slot, seq.n_past)
-        if seq.lookup is not None:
-            seq.lookup.learn(len(seq.draft), confirmed)
-        seq.draft = []
 
     def follow(self, leader: Sequence, follower: Sequence) -> None:
         """The leader's prompt is in the cache: the follower shares its cells and draws its first

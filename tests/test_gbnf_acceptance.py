@@ -23,18 +23,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from engine.errors import InvalidRequest
-from tests.gbnf_worker import Worker, grammar_of
+from tests.gbnf_worker import grammar_of
 
 PARAM = "response_format.json_schema.schema"
 # Shrinking a failure through llama.cpp takes minutes; the failing example is reported as drawn.
 NO_SHRINKING = (Phase.explicit, Phase.reuse, Phase.generate)
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Worker()
-    yield w
-    w.close()
 
 
 # --- instances ------------------------------------------------------------------------------------

@@ -13,16 +13,9 @@ import pytest
 
 from engine.errors import InvalidRequest
 from engine.gbnf import GrammarBuilder
-from tests.gbnf_worker import Worker, grammar_of
+from tests.gbnf_worker import grammar_of
 
 PARAM = "response_format.json_schema.schema"
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Worker()
-    yield w
-    w.close()
 
 
 def compiles(worker, gbnf: str) -> bool:

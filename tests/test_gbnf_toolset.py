@@ -14,17 +14,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.gbnf import GrammarBuilder
-from tests.gbnf_worker import Worker
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 TAG = "<tool_call>"
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Worker()
-    yield w
-    w.close()
 
 
 def tool(required: list[str], **props) -> dict:
