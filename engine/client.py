@@ -186,12 +186,10 @@ class EngineClient:
         self._lost = reason
         log.error("model %s: worker (pid %d) %s; failing %d request(s)", self.spec.id, self.pid, reason,
                   self.in_flight)
-        self._fail_all(Failure("model_crashed", f"model {self.spec.id!r} crashed ({reason}) and is being restarted"))
+        self._pending.fail_all(EngineCrashed(self.spec.id, reason),
+                               Failure("model_crashed", f"model {self.spec.id!r} crashed ({reason}) and is being restarted"))
         if self._on_exit is not None:
             self._on_exit(self, reason)
-
-    def _fail_all(self, failure: Failure) -> None:
-        self._pending.fail_all(EngineCrashed(self.spec.id, self._lost or failure.message), failure)
 
 
 def _deepest_schema(msg: Any) -> str | None:

@@ -17,7 +17,6 @@ class Generation:
         self.n = n  # choices; the generation is over when each has finished
         self.prompt_tokens = prompt_tokens
         self.finals: list[Delta] = []  # each choice's last Delta, as they arrive
-        self.cached_tokens: int | None = None  # prompt tokens the cache served, once admitted
         self._abort = abort
         self._queue: asyncio.Queue[Delta] = asyncio.Queue()
         self._taken_finals = 0  # finals handed to the reader
@@ -30,8 +29,6 @@ class Generation:
         for delta in deltas:
             if delta.finish_reason is not None:
                 self.finals.append(delta)
-            elif delta.usage is not None and self.cached_tokens is None:
-                self.cached_tokens = delta.usage.cached_tokens  # admitted: a slot, and the cache's share
             if not self._closed:
                 self._queue.put_nowait(delta)
         if len(self.finals) >= self.n:

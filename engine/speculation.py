@@ -22,6 +22,8 @@ class Speculation:
     def guess(self, running: list[Sequence]) -> None:
         """Guesses for the decoding sequences, when few decode; never past a sequence's
         max_tokens, so every guessed position fits its context."""
+        if not self.lookup_draft:
+            return
         decoding = [s for s in running if s.state is SeqState.DECODE]
         few = len(decoding) <= MAX_SPECULATING
         for seq in decoding:

@@ -21,7 +21,7 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")  # a lone UTF-16 half, never valid in text
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD]")  # and U+D000..U+D7FF: a superset is enough
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _KEY_SHOWN = 64  # characters of an odd key that an error message repeats
@@ -148,7 +148,7 @@ def _enter(stack: list, container: Any, path: Where) -> None:
 
 def _surrogate_in(text: str, path: Where) -> tuple[Where, str] | None:
     # Callers skip ASCII strings first (str.isascii is O(1) in CPython): most strings are.
-    m = _SURROGATE.search(text)
+    m = SURROGATE.search(text)
     return (path, m.group()) if m else None
 
 

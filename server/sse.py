@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from typing import AsyncIterator, Protocol
 
 from starlette.requests import Request
@@ -15,15 +14,13 @@ from engine import Delta, FinishReason, Generation, usage_of
 
 from .access import note
 from .errors import ApiError, from_failure
+from .jsonbody import SURROGATE
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5.0  # clients drop a silent stream (Codex after 300 s); some proxies far sooner
 DONE = b"data: [DONE]\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(obj: object) -> str:

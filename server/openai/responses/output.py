@@ -8,6 +8,7 @@ import re
 
 from engine import Delta
 
+from ...jsonbody import SURROGATE
 from .items import ID_PREFIX, new_id
 from .tools import ToolSet
 
@@ -18,7 +19,6 @@ Event = dict  # {"type": ..., fields}: the renderer adds sequence numbers
 ESCAPE = re.compile(r'\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[^u])')
 HIGH = re.compile(r'\\u[dD][89abAB][0-9a-fA-F]{2}')
 LOW_SO_FAR = re.compile(r'(?:\\(?:u(?:[dD](?:[c-fC-F][0-9a-fA-F]{0,2})?)?)?)?')
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputField:
@@ -156,10 +156,9 @@ class OutputItems:
 
     def close(self, status: str = "completed") -> list[Event]:
         """Finish the open item (status `incomplete` when the generation was cut off)."""
-        item, self._open = self._open, None
+        item = self._open
         if item is None:
             return []
-        self._open = item  # for _at()
         kind, events = item["type"], []
         if kind == "message":
             part = item["content"][0]

@@ -93,9 +93,8 @@ class ResponseRenderer:
 
     def final(self, deltas: list[Delta]) -> dict:
         """The whole Response of a generation that did not stream."""
-        for delta in deltas[:-1]:
+        for delta in deltas:
             self._items.push(delta)
-        self._items.push(deltas[-1])
         status, reason = finish_status(deltas[-1])
         self._items.close("incomplete" if reason else "completed")
         finals = [d for d in deltas if d.finish_reason is not None]

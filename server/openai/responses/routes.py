@@ -22,10 +22,7 @@ from .store import ResponseStore, Stored
 
 router = APIRouter(route_class=CheckedRoute)
 
-
 NAMES = ("input", "max_output_tokens")  # check_size's names for this protocol
-
-
 MAX_DEPTH = 128  # JSON nesting levels of a body: what is stored is echoed back, and must serialize
 
 
