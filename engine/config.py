@@ -34,6 +34,14 @@ class Source:
 
 
 @dataclass(slots=True, frozen=True)
+class DraftSpec:
+    """A smaller model of the same vocabulary that guesses tokens for speculative decoding."""
+
+    source: Source
+    n_draft: int = 8  # tokens guessed per step at most
+
+
+@dataclass(slots=True, frozen=True)
 class ModelSpec:
     id: str
     source: Source
@@ -50,6 +58,7 @@ class ModelSpec:
     # Speculative decoding by prompt lookup: tokens guessed per step from the sequence's own
     # context (engine/lookup.py), confirmed by the model in the same decode; 0 turns it off.
     lookup_draft: int = 0
+    draft: DraftSpec | None = None  # speculation by a draft model instead (engine/drafter.py)
     embedding: bool = False  # serve /v1/embeddings (pooled vectors) instead of generating text
     preload: bool = False  # load at start-up rather than on first use
     keep_alive: float | None = None  # seconds idle before unloading; None: stay loaded
@@ -135,7 +144,8 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ConfigError(f"{where}: field 'id' is required and must be a non-empty string")
     where = f"{path}: model {model_id!r}"
-    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", "stop", *_BOOL_FIELDS, *_INT_FIELDS}
+    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", "stop", "draft", *_BOOL_FIELDS,
+             *_INT_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -171,7 +181,23 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
         kwargs["stop"] = tuple(stop)
     if "sampling" in raw:
         kwargs["sampling"] = _parse_sampling(where, raw["sampling"])
+    if "draft" in raw:
+        kwargs["draft"] = _parse_draft(where, raw["draft"], kwargs)
     return ModelSpec(**kwargs)
+
+
+def _parse_draft(where: str, raw: Any, model: dict[str, Any]) -> DraftSpec:
+    if not isinstance(raw, dict) or set(raw) - {"source", "n_draft"}:
+        raise ConfigError(f"{where}: field 'draft' must be a mapping of 'source' and 'n_draft'")
+    n_draft = raw.get("n_draft", 8)
+    if isinstance(n_draft, bool) or not isinstance(n_draft, int) or not 1 <= n_draft <= 64:
+        raise ConfigError(f"{where}: draft.n_draft must be an integer from 1 to 64")
+    # A draft model's guesses are batch rows of the main decode: other rounding (deterministic),
+    # no text to guess (embedding), two sources of guesses (lookup_draft).
+    for name in ("deterministic", "embedding", "lookup_draft"):
+        if model.get(name):
+            raise ConfigError(f"{where}: field 'draft' cannot go with {name!r}")
+    return DraftSpec(source=_parse_source(f"{where}: draft", raw.get("source")), n_draft=n_draft)
 
 
 def _parse_source(where: str, raw: Any) -> Source:

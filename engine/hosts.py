@@ -84,12 +84,13 @@ class GeneratorHost:
     """A text model: requests are prepared on a small thread pool; the loop runs engine steps and
     publishes one Step message per step."""
 
-    def __init__(self, preparer: Preparer, backend: Any, send: Send):
+    def __init__(self, preparer: Preparer, backend: Any, send: Send, drafter: Any = None):
         self.preparer = preparer
         self.backend = backend
+        self.drafter = drafter
         spec = preparer.spec
         self.scheduler = Scheduler(backend, prefix_cache=spec.prefix_cache and not spec.deterministic,
-                                   solo=spec.deterministic, lookup_draft=spec.lookup_draft)
+                                   solo=spec.deterministic, lookup_draft=spec.lookup_draft, drafter=drafter)
         self.core = EngineCore(backend, self.scheduler)
         self.inbox = Inbox()
         self._send = send

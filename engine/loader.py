@@ -8,7 +8,9 @@ import os
 from typing import Any
 
 from .chat_template import BuiltinTemplate, ChatTemplate
-from .config import ModelSpec
+from .config import ModelSpec, Source
+from .drafter import Drafter
+from .errors import ModelLoadFailed
 from .hosts import EmbedderHost, GeneratorHost, Send
 from .messages import ModelInfo, Start
 from .prepare import Preparer
@@ -26,19 +28,35 @@ def load_host(start: Start, send: Send) -> tuple[GeneratorHost | EmbedderHost, M
         return EmbedderHost(backend, backend.adds_bos, max_tokens, send), info
     template, info.template = _template(spec, backend)
     preparer = Preparer(spec, backend, template, adds_bos=backend.adds_bos)
-    return GeneratorHost(preparer, backend, send), info
+    drafter = _drafter(start, backend)
+    if drafter is not None:
+        info.memory_bytes += getattr(drafter.backend, "memory_bytes", 0)
+    return GeneratorHost(preparer, backend, send, drafter), info
 
 
-def _backend(start: Start) -> Any:
+def _drafter(start: Start, backend: Any) -> Drafter | None:
+    """The draft model, in a context shaped like the main one (a sequence per slot)."""
+    draft = start.spec.draft
+    if draft is None or start.backend:
+        return None
+    small = _backend(start, draft.source, f"{start.spec.id} (draft)")
+    if small.n_vocab != backend.n_vocab or any(small.piece(t) != backend.piece(t) for t in range(small.n_vocab)):
+        small.close()
+        raise ModelLoadFailed(start.spec.id, "the draft model's vocabulary is not the model's own")
+    log.info("%s: speculative decoding with a draft model, up to %d tokens a step", start.spec.id, draft.n_draft)
+    return Drafter(small, draft.n_draft)
+
+
+def _backend(start: Start, source: Source | None = None, name: str = "") -> Any:
     if start.backend:  # a stand-in (tests): "module:factory", called with the spec
-        module, _, name = start.backend.partition(":")
-        return getattr(importlib.import_module(module), name)(start.spec)
+        module, _, factory = start.backend.partition(":")
+        return getattr(importlib.import_module(module), factory)(start.spec)
     from .backend import Backend  # only the worker imports llama.cpp
     from .sources import resolve
 
     spec = start.spec
     backend = Backend(
-        resolve(spec.id, spec.source),
+        resolve(name or spec.id, source or spec.source),
         n_ctx_per_seq=spec.n_ctx,
         n_seq=spec.parallel,
         # Pooled embeddings need each input whole in one decode.
@@ -47,7 +65,7 @@ def _backend(start: Start) -> Any:
         n_gpu_layers=spec.n_gpu_layers,
         kv_unified=spec.kv_unified,
         embeddings=spec.embedding,
-        model_id=spec.id,
+        model_id=name or spec.id,
     )
     if spec.n_ctx > backend.n_ctx_train > 0:
         log.warning("%s: n_ctx %d is beyond the %d tokens it was trained on", spec.id, spec.n_ctx, backend.n_ctx_train)

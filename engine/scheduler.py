@@ -81,7 +81,8 @@ class Scheduler:
     """Owns the waiting queue, the running list and the slots. Admission decides each sequence's
     slot and how much of its prompt the cache already holds; `finish` is the one way out."""
 
-    def __init__(self, backend: Any, prefix_cache: bool = True, solo: bool = False, lookup_draft: int = 0):
+    def __init__(self, backend: Any, prefix_cache: bool = True, solo: bool = False, lookup_draft: int = 0,
+                 drafter: Any = None):
         self.backend = backend  # KV operations and samplers (engine.core.BackendLike)
         # One sequence per decode step, in turn: llama.cpp's kernels round differently for other
         # batch shapes, so a sequence's logits then depend on nothing but its own tokens.
@@ -91,7 +92,7 @@ class Scheduler:
         self.running: list[Sequence] = []
         self.slots = SlotPool(backend.n_seq, enabled=prefix_cache)
         self.stats = EngineStats()
-        self.speculation = Speculation(backend, lookup_draft, self.stats)
+        self.speculation = Speculation(backend, lookup_draft, self.stats, drafter)
         self._by_rid: dict[int, list[Sequence]] = {}
         self._outbox: list[tuple[int, Delta]] = []
 

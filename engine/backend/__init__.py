@@ -168,6 +168,11 @@ class Backend(Vocabulary):
             top = sorted(((int(t), float(row[t]) - lse) for t in ids), key=lambda p: -p[1])
         return float(row[token]) - lse, top
 
+    def argmax(self, batch_index: int) -> int:
+        """The most likely token of a row (a draft model's greedy guess)."""
+        row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self._ctx, batch_index), shape=(self.n_vocab,))
+        return int(row.argmax())
+
     @property
     def n_embd(self) -> int:
         return ll.llama_model_n_embd(self._model)
