@@ -2,7 +2,7 @@
 Knows nothing of HTTP."""
 
 from .client import EngineClient
-from .config import ModelsConfig, ModelSpec, builtin_default, load_models, single_model
+from .config import ModelsConfig, ModelSpec, Source, builtin_default, load_models, single_model
 from .errors import (
     ConfigError,
     ContextLengthExceeded,
@@ -16,6 +16,8 @@ from .errors import (
 from .generation import Generation, assemble, usage_of
 from .launch import ProcessLauncher, ThreadLauncher
 from .registry import Registry
+from .sources import fetch_model_file, find_model_file, hub_gguf_files, hub_offline
+from .tokenizer import MAX_LISTED_TOKENS, Tokens
 from .types import (
     Delta,
     EngineStats,
@@ -40,4 +42,5 @@ __all__ = [
     "ModelNotFound", "ModelsConfig", "ModelSpec", "Overloaded", "ProcessLauncher", "Registry", "SamplingParams",
     "ThreadLauncher", "Usage", "builtin_default", "load_models", "single_model", "assemble", "usage_of", "OutputKind",
     "ResponseFormat", "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
+    "MAX_LISTED_TOKENS", "Source", "Tokens", "fetch_model_file", "find_model_file", "hub_gguf_files", "hub_offline",
 ]

@@ -1,5 +1,6 @@
 """The server's side of a model's worker process: the same face an in-process engine had
-(submit, abort, count_tokens, embed, stats, close), over a multiprocessing connection."""
+(submit, abort, count_tokens, embed, stats, close), over a multiprocessing connection; `tokenizer`
+asks the worker about tokens and the chat template."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .link import Link
 from .messages import (Abort, Accepted, CountTokens, Embed, LoadFailed, ModelInfo, Ready, Refused, Result,
                        Shutdown, Start, Step, Submit)
 from .pending import Pending
+from .tokenizer import Tokenizer
 from .types import EngineStats, Failure, GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class EngineClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._lost: str | None = None
+        self.tokenizer = Tokenizer(self._ask)
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -114,9 +117,13 @@ class EngineClient:
 
     async def count_tokens(self, request: GenerateRequest) -> int:
         """The prompt's token count, exactly as submit() would count it."""
+        return await self._ask(lambda rid: CountTokens(rid, request))
+
+    async def _ask(self, make: Callable[[int], Any]) -> Any:
+        """Send the question `make(rid)` and wait for the worker's Result."""
         self._check_open()
         rid = next(self._ids)
-        return await self._call(rid, CountTokens(rid, request))
+        return await self._call(rid, make(rid))
 
     async def embed(self, inputs: list[str | list[int]]) -> tuple[list[list[float]], int]:
         """Unit vectors for each input, and the number of tokens read."""

@@ -10,8 +10,10 @@ from typing import Any, Callable
 
 from .core import EngineCore
 from .errors import ContextLengthExceeded, EngineError, InvalidRequest
-from .messages import Abort, Accepted, CountTokens, Embed, Refused, Result, Step, Submit
+from .messages import (Abort, Accepted, CountTokens, Detokenize, Embed, Refused, RenderPrompt, Result, Step, Submit,
+                       Tokenize)
 from .prepare import Preparer
+from .queries import answer
 from .scheduler import Scheduler
 from .types import Failure
 
@@ -103,8 +105,8 @@ class GeneratorHost:
             self._pool.submit(self._prepare, msg)
         elif isinstance(msg, Abort):
             self.inbox.abort(msg.rid)
-        elif isinstance(msg, CountTokens):
-            self._pool.submit(self._count, msg)
+        elif isinstance(msg, (CountTokens, Tokenize, Detokenize, RenderPrompt)):
+            self._pool.submit(self._answer, msg)
 
     def _prepare(self, msg: Submit) -> None:
         try:
@@ -115,9 +117,9 @@ class GeneratorHost:
             return
         self.inbox.put(msg.rid, seqs, lambda: self._send(Accepted(msg.rid, len(seqs[0].prompt))))
 
-    def _count(self, msg: CountTokens) -> None:
+    def _answer(self, msg: CountTokens | Tokenize | Detokenize | RenderPrompt) -> None:
         try:
-            self._send(Result(msg.rid, self.preparer.count(msg.request)))
+            self._send(Result(msg.rid, answer(self.preparer, msg)))
         except Exception as exc:
             self._send(Refused(msg.rid, as_engine_error(exc)))
 

@@ -32,6 +32,32 @@ class CountTokens:
 
 
 @dataclass(slots=True)
+class Tokenize:
+    """Tokens of `text` (add_special: the BOS the engine adds to prompts), or else of the prompt
+    that `request` renders to; with each token's bytes when `pieces`."""
+
+    rid: int
+    request: GenerateRequest | None = None
+    text: str | None = None
+    add_special: bool = False
+    pieces: bool = False
+
+
+@dataclass(slots=True)
+class Detokenize:
+    rid: int
+    tokens: list[int]
+
+
+@dataclass(slots=True)
+class RenderPrompt:
+    """The prompt text that `request`'s messages render to with the model's chat template."""
+
+    rid: int
+    request: GenerateRequest
+
+
+@dataclass(slots=True)
 class Embed:
     rid: int
     inputs: list  # str or token-id lists
@@ -90,7 +116,7 @@ class Refused:
 @dataclass(slots=True)
 class Result:
     rid: int
-    value: object  # count_tokens: int; embed: (vectors, n_tokens)
+    value: object  # count_tokens: int; embed: (vectors, n_tokens); tokenize: Tokens; detokenize, render: str
 
 
 @dataclass(slots=True)

@@ -44,14 +44,19 @@ class Preparer:
         text = self.render(request) if text is None else text
         param = "prompt" if request.prompt is not None else "messages"
         check_text(text, param)
-        bos_text = self.template.bos_token
-        add_bos = self._adds_bos and not (bos_text and text.startswith(bos_text))
-        tokens = self.backend.tokenize(text, add_bos)
+        tokens = self.encode(text, add_special=True)
         if not tokens:
             if self.backend.bos < 0:
                 raise InvalidRequest(f"{param} must not be empty", param=param)
             tokens = [self.backend.bos]
         return tokens
+
+    def encode(self, text: str, add_special: bool) -> list[int]:
+        """llama.cpp's tokens for `text`; add_special: the model's BOS, as prompts get it (never a
+        second one after a template that writes its own)."""
+        bos_text = self.template.bos_token
+        add_bos = add_special and self._adds_bos and not (bos_text and text.startswith(bos_text))
+        return self.backend.tokenize(text, add_bos)
 
     def count(self, request: GenerateRequest) -> int:
         return len(self.tokenize(request))

@@ -1,4 +1,4 @@
-"""`ggserve`: parse flags, build the app, run uvicorn."""
+"""`ggserve`: parse flags, build the app, run uvicorn; or `ggserve pull ...` / `ggserve models`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import uvicorn
 
 from engine import ConfigError
 
+from . import commands
 from .access import RequestIdFilter
 from .app import create_app, load_config
 from .settings import parse_args
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in commands.COMMANDS:
+        sys.exit(commands.run(argv))
     settings = parse_args(argv)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")

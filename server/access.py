@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from .metrics import Metrics
 
 log = logging.getLogger("ggserve.access")
-OPEN_PATHS = {"/health"}
+# Open without a key: the health check, and the playground page and its files (the page asks for a
+# key and sends it with its API calls, which need one like any other).
+OPEN_PATHS = {"/health", "/"}
+OPEN_PREFIXES = ("/ui/",)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -55,6 +58,10 @@ def note(model: str | None = None, prompt_tokens: int = 0, completion_tokens: in
         entry.prompt_tokens += prompt_tokens
         entry.completion_tokens += completion_tokens
         entry.ttft_ms = entry.ttft_ms if ttft_ms is None else ttft_ms
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 class RequestIdFilter(logging.Filter):
@@ -94,7 +101,7 @@ class AccessMiddleware:
         client = self._client_key(scope, headers)
         try:
             err = self._refusal(scope, headers)
-            if err is None and self._limiter.enabled and scope["path"] not in OPEN_PATHS:
+            if err is None and self._limiter.enabled and not is_open(scope["path"]):
                 err = self._limiter.admit(client)
             if err is None:
                 receive, err = await self._bounded(headers, receive)
@@ -115,7 +122,7 @@ class AccessMiddleware:
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
         """Checked before the body is read or validated."""
-        if self._keys and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
+        if self._keys and not is_open(scope["path"]) and scope["method"] != "OPTIONS":
             if not self._authorized(headers):
                 return ApiError(401, "Missing or invalid API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
                                 code="invalid_api_key")

@@ -24,6 +24,8 @@ from .openai.embeddings import router as embeddings_router
 from .openai.responses.routes import router as responses_router
 from .openai.responses.store import ResponseStore
 from .openai.routes import router as openai_router
+from .openai.tokens import router as tokens_router
+from .playground import router as playground_router
 from .settings import Settings
 from .status import router as status_router
 
@@ -87,5 +89,8 @@ def create_app(settings: Settings | None = None, config: ModelsConfig | None = N
     app.include_router(embeddings_router)
     app.include_router(responses_router)
     app.include_router(status_router)
+    app.include_router(tokens_router)
+    if not settings.no_ui:
+        app.include_router(playground_router)
 
     return app

@@ -12,7 +12,8 @@ from engine import Registry
 
 ROUTES = {"/v1/chat/completions", "/api/v1/chat/completions", "/v1/completions", "/v1/embeddings",
           "/v1/responses", "/v1/responses/input_tokens",
-          "/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/health", "/stats", "/metrics"}
+          "/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/health", "/stats", "/metrics",
+          "/tokenize", "/detokenize", "/apply-template", "/v1/chat/completions/input_tokens", "/"}
 
 router = APIRouter()
 

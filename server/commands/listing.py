@@ -1,0 +1,54 @@
+"""`ggserve models`: the configured models, where each file comes from, whether it is on this
+machine, and its size. Looks only (never downloads), so it answers offline too."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine import ConfigError, ModelSpec, find_model_file, hub_offline
+
+from .shared import describe, fail, human_size, load_registry
+
+HEAD = ("ID", "SOURCE", "FILE", "SIZE", "PATH")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", metavar="PATH", help="models.yaml (default ./models.yaml, else the embedded "
+                                                         "default model)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config, origin = load_registry(args.models)
+    except ConfigError as exc:
+        return fail("models", exc)
+    rows = [row(spec, spec.id == config.default or config.default in spec.aliases) for spec in config.models]
+    widths = [max(len(r[i]) for r in (HEAD, *rows)) for i in range(len(HEAD) - 1)]
+    print(f"models of {origin}:")
+    for r in (HEAD, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
+    missing = [spec for spec, r in zip(config.models, rows) if r[2] == "missing"]
+    for spec in missing:
+        print(f"{spec.id}: {why_missing(spec, args.models)}")
+    return 1 if missing else 0
+
+
+def row(spec: ModelSpec, default: bool) -> tuple[str, ...]:
+    path = find_model_file(spec.source)
+    name = spec.id + (" (default)" if default else "")
+    if path is None:
+        return name, describe(spec.source), "missing", "-", "-"
+    return name, describe(spec.source), "present", human_size(path.stat().st_size), str(path)
+
+
+def why_missing(spec: ModelSpec, models: str | None) -> str:
+    source = spec.source
+    if source.path:
+        return f"no such file: {source.path}"
+    if source.package:
+        return f"no file {source.file!r} in package {source.package!r} (is it installed?)"
+    pull = "ggserve pull" + (f" --models {models}" if models else "")
+    if hub_offline():
+        return (f"not in the Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it: unset it and run "
+                f"`{pull}`")
+    return f"not in the Hugging Face cache yet: `{pull}` downloads it (the server would on first use)"
