@@ -79,7 +79,7 @@ function requestBody(model, tools) {
   };
   const maxTokens = parseInt($("max-tokens").value, 10);
   if (maxTokens > 0) body.max_tokens = maxTokens;
-  if (tools) body.tools = tools;
+  if (tools) Object.assign(body, { tools, tool_choice: $("tool-choice").value });
   return body;
 }
 
@@ -120,7 +120,7 @@ async function send(text) {
   }
   const view = assistantView();
   const reply = { content: "", reasoning: "", calls: [], usage: null, chunks: 0, started: performance.now(),
-                  first: null, ended: null, stopped: false, error: null };
+                  first: null, ended: null, finish: null, stopped: false, error: null };
   state.controller = new AbortController();
   busy(true);
   try {
@@ -164,8 +164,10 @@ async function stream(body, reply, view, signal) {
 function onChunk(chunk, reply, view) {
   if (chunk.error) throw new Error(chunk.error.message);
   if (chunk.usage) reply.usage = chunk.usage;
-  const delta = chunk.choices && chunk.choices.length ? chunk.choices[0].delta : null;
-  if (!delta) return;
+  const choice = chunk.choices && chunk.choices.length ? chunk.choices[0] : null;
+  if (!choice) return;
+  reply.finish = choice.finish_reason || reply.finish;
+  const delta = choice.delta || {};
   if (reply.first === null && (delta.content || delta.reasoning_content || delta.tool_calls)) {
     reply.first = performance.now();
   }
@@ -234,6 +236,7 @@ function statsLine(reply) {
     parts.push(`${cached} of ${usage.prompt_tokens} prompt tokens cached`);
   }
   if (reply.stopped) parts.unshift("stopped");
+  if (reply.finish === "length") parts.push("cut off at max tokens");
   return parts.join(" · ");
 }
 
