@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from typing import Any, Awaitable, Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictInt
 
-from engine import MAX_LISTED_TOKENS, Tokens
+from engine import MAX_LISTED_TOKENS, EngineClient, GenerateRequest, Tokens
 
 from ..errors import ApiError
 from ..handlers import check_size, engine_for
@@ -74,15 +76,19 @@ async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
 
 @router.post("/apply-template")
 async def apply_template(body: ChatCompletionRequest, request: Request) -> Response:
-    check_size(request, len(body.messages), None)
-    async with engine_for(request, body.model) as engine:
-        prompt = await engine.tokenizer.render(convert.to_request(body, engine.spec.sampling))
-    return JSONBody({"model": engine.spec.id, "prompt": prompt})
+    model, prompt = await about_chat(body, request, lambda engine, req: engine.tokenizer.render(req))
+    return JSONBody({"model": model, "prompt": prompt})
 
 
 @router.post("/v1/chat/completions/input_tokens")
 async def input_tokens(body: ChatCompletionRequest, request: Request) -> Response:
+    model, count = await about_chat(body, request, lambda engine, req: engine.count_tokens(req))
+    return JSONBody({"object": "chat.completion.input_tokens", "model": model, "input_tokens": count})
+
+
+async def about_chat(body: ChatCompletionRequest, request: Request,
+                     ask: Callable[[EngineClient, GenerateRequest], Awaitable[Any]]) -> tuple[str, Any]:
+    """The model's id and its answer about the prompt of a chat completions body."""
     check_size(request, len(body.messages), None)
     async with engine_for(request, body.model) as engine:
-        count = await engine.count_tokens(convert.to_request(body, engine.spec.sampling))
-    return JSONBody({"object": "chat.completion.input_tokens", "model": engine.spec.id, "input_tokens": count})
+        return engine.spec.id, await ask(engine, convert.to_request(body, engine.spec.sampling))

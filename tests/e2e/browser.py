@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 PACKAGES = ("chromium", "chromium-driver")
 INSTALL_TIMEOUT_S = 900
-LOCK = Path("/tmp/ggserve-apt-chromium.lock")  # two test processes must not run apt-get at once
+LOCK = Path(tempfile.gettempdir()) / "ggserve-apt-chromium.lock"  # one apt-get at a time across test processes
 
 
 def binaries() -> tuple[str, str] | None:
