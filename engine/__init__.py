@@ -15,6 +15,7 @@ from .errors import (
 )
 from .generation import Generation, assemble, usage_of
 from .launch import ProcessLauncher, ThreadLauncher
+from .messages import ModelInfo
 from .registry import Registry
 from .sources import fetch_model_file, find_model_file, hub_gguf_files, hub_offline
 from .tokenizer import MAX_LISTED_TOKENS, Tokens
@@ -42,5 +43,6 @@ __all__ = [
     "ModelNotFound", "ModelsConfig", "ModelSpec", "Overloaded", "ProcessLauncher", "Registry", "SamplingParams",
     "ThreadLauncher", "Usage", "builtin_default", "load_models", "single_model", "assemble", "usage_of", "OutputKind",
     "ResponseFormat", "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
-    "MAX_LISTED_TOKENS", "Source", "Tokens", "fetch_model_file", "find_model_file", "hub_gguf_files", "hub_offline",
+    "MAX_LISTED_TOKENS", "ModelInfo", "Source", "Tokens", "fetch_model_file", "find_model_file", "hub_gguf_files",
+    "hub_offline",
 ]

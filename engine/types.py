@@ -93,6 +93,7 @@ class GenerateRequest:
     logprobs: int | None = None  # None: off; else how many top alternatives per token (0..20)
     n: int = 1  # choices: sequences sharing one prefilled prompt, each with its own sampler
     thinking: bool = True  # False: ask the template to turn reasoning off (enable_thinking)
+    cache_key: str | None = None  # the client's prompt_cache_key: a routing hint between replicas
 
 
 @dataclass(slots=True)

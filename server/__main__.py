@@ -1,4 +1,5 @@
-"""`ggserve`: parse flags, build the app, run uvicorn; or `ggserve pull ...` / `ggserve models`."""
+"""`ggserve`: parse flags, build the app, run uvicorn; or `ggserve pull ...` / `ggserve models` /
+`ggserve ray ...` (server/ray)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in commands.COMMANDS:
         sys.exit(commands.run(argv))
+    if argv and argv[0] == "ray":  # the optional extra ggserve[ray]: imported only when asked for
+        from .ray.cli import main as ray_main
+
+        sys.exit(ray_main(argv[1:]))
     settings = parse_args(argv)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")

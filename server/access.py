@@ -39,6 +39,7 @@ class RequestLog:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft_ms: float | None = None  # streams: arrival to the first generated text
+    replica: str | None = None  # on Ray Serve: the replica that served it (x-ggserve-replica)
 
 
 CURRENT: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar("ggserve_request", default=None)
@@ -51,10 +52,11 @@ def first_token_seconds() -> float | None:
 
 
 def note(model: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0,
-         ttft_ms: float | None = None) -> None:
+         ttft_ms: float | None = None, replica: str | None = None) -> None:
     entry = CURRENT.get()
     if entry is not None:
         entry.model = model or entry.model
+        entry.replica = replica or entry.replica
         entry.prompt_tokens += prompt_tokens
         entry.completion_tokens += completion_tokens
         entry.ttft_ms = entry.ttft_ms if ttft_ms is None else ttft_ms
@@ -96,6 +98,8 @@ class AccessMiddleware:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", entry.id.encode())]
+                if entry.replica:
+                    message["headers"].append((b"x-ggserve-replica", entry.replica.encode()))
             await send(message)
 
         client = self._client_key(scope, headers)

@@ -55,6 +55,7 @@ def to_request(body: ChatCompletionRequest, defaults: SamplingParams) -> Generat
         n=body.n,
         # Only "none" can be honoured (by templates with enable_thinking); the others are accepted.
         thinking=body.reasoning_effort != "none",
+        cache_key=body.prompt_cache_key,
     )
 
 

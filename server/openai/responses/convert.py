@@ -69,6 +69,7 @@ def to_request(body: InputTokensRequest, turn: Turn, defaults: SamplingParams) -
         response_format=ResponseFormat() if forced else response_format(body),
         logprobs=logprobs(body, turn.tools),
         thinking=not (body.reasoning and body.reasoning.effort == "none"),
+        cache_key=getattr(body, "prompt_cache_key", None),
     )
 
 

@@ -1,0 +1,205 @@
+"""The ingress's side of the replicas: a Registry whose engines live in the Ray Serve deployment,
+so server/'s routes and protocol translators run unchanged on top of it.
+
+A request is retried on another replica while nothing of its reply has come back (the replica
+died before admitting it, or with it still queued); once a delta has been streamed, a replica's
+death ends it with a clear `model_crashed` error, as a worker crash does in a plain ggserve."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.exceptions import RequestCancelledError
+
+from engine import EngineCrashed, EngineStats, Failure, GenerateRequest, Generation, ModelInfo, ModelsConfig, Registry
+
+from ..access import note
+from .router import prefix_keys
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3  # replicas a request is offered to before it fails
+STATS_TIMEOUT_S = 2.0
+STATS_EVERY_S = 1.0
+REPLICA_GONE = (RayActorError, ActorUnavailableError)
+
+
+class RemoteTokenizer:
+    """engine.Tokenizer's calls, answered by a replica."""
+
+    def __init__(self, engine: RemoteEngine):
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any) -> Any:
+            return await self._engine.call("tokenizer." + name, *args)
+        return call
+
+
+class RemoteEngine:
+    """EngineClient's face (spec, info, submit, count_tokens, embed, tokenizer, stats) over the
+    deployment handle; stats are the sum of what each replica last reported."""
+
+    def __init__(self, spec: Any, handle: Any):
+        self.spec = spec
+        self.info = ModelInfo(pid=0, n_seq=spec.parallel)
+        self.leases = 0
+        self.pid = 0
+        self.alive = True
+        self.tokenizer = RemoteTokenizer(self)
+        self._handle = handle
+        self._stats: dict[str, EngineStats] = {}
+        self._pumps: set[asyncio.Task] = set()
+
+    async def call(self, method: str, *args: Any, replica: str | None = None) -> Any:
+        """A replica's answer to one engine call (`replica`: that one, else the router's pick)."""
+        for attempt in range(ATTEMPTS):
+            try:
+                kind, value = await self._handle.call.remote(self.spec.id, method, *args,
+                                                             embedding=self.spec.embedding, replica=replica)
+            except REPLICA_GONE as exc:
+                log.warning("%s: a replica died during %s (%s); trying another", self.spec.id, method, exc)
+                continue
+            if kind == "refused":
+                raise value
+            return value
+        raise EngineCrashed(self.spec.id, f"{ATTEMPTS} replicas died during {method}")
+
+    async def load_info(self) -> None:
+        replica, self.info = await self.call("info")
+
+    async def count_tokens(self, request: GenerateRequest) -> int:
+        return await self.call("count_tokens", request)
+
+    async def embed(self, inputs: list) -> Any:
+        return await self.call("embed", inputs)
+
+    async def refresh_stats(self) -> None:
+        """Ask each replica known to have served this model for its counters; forget the dead."""
+        for name in list(self._stats):
+            try:
+                kind, value = await asyncio.wait_for(self._handle.call.remote(
+                    self.spec.id, "stats", embedding=self.spec.embedding, replica=name), STATS_TIMEOUT_S)
+            except REPLICA_GONE:
+                self._stats.pop(name, None)
+                continue
+            except TimeoutError:  # busy to its max_ongoing_requests: keep what it said last
+                continue
+            if kind == "ok" and value[0] == name:
+                self._stats[name] = value[1]
+            elif kind == "ok":  # that replica is gone; another answered
+                self._stats.pop(name, None)
+
+    def stats(self) -> EngineStats:
+        total = EngineStats(free_slots=0)
+        for snapshot in list(self._stats.values()):
+            for f in dataclasses.fields(EngineStats):
+                value = getattr(snapshot, f.name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    setattr(total, f.name, getattr(total, f.name) + value)
+        return total
+
+    async def submit(self, request: GenerateRequest) -> Generation:
+        keys = prefix_keys(request)
+        stream, (replica, prompt_tokens, n) = await self._open(request, keys)
+        current = {"stream": stream}
+        gen = Generation(n, lambda: current["stream"].cancel(), prompt_tokens)
+        note(replica=replica)
+        task = asyncio.create_task(self._pump(request, keys, gen, current))
+        self._pumps.add(task)
+        task.add_done_callback(self._pumps.discard)
+        return gen
+
+    async def _open(self, request: GenerateRequest, keys: list[str]) -> tuple[Any, tuple]:
+        """A replica's stream for the request once that replica has admitted it."""
+        for attempt in range(ATTEMPTS):
+            stream = self._handle.options(stream=True).generate.remote(self.spec.id, request, prefix=keys)
+            try:
+                kind, value = await stream.__anext__()
+            except REPLICA_GONE as exc:
+                log.warning("%s: a replica died before admitting a request (%s); trying another", self.spec.id, exc)
+                continue
+            if kind == "refused":
+                raise value
+            self._stats.setdefault(value[0], EngineStats(free_slots=0))
+            return stream, value
+        raise EngineCrashed(self.spec.id, f"{ATTEMPTS} replicas died before admitting the request")
+
+    async def _pump(self, request: GenerateRequest, keys: list[str], gen: Generation, current: dict) -> None:
+        """Feed the generation from its replica's stream; before its first delta a dead replica's
+        request starts again on another."""
+        started = False
+        while True:
+            try:
+                async for kind, value in current["stream"]:
+                    if kind == "deltas":
+                        started = True
+                        gen.push(value)
+                    elif kind == "stats":
+                        self._stats[value[0]] = value[1]
+                return
+            except (RequestCancelledError, asyncio.CancelledError):
+                return  # the caller closed the generation
+            except REPLICA_GONE as exc:
+                if started or gen.done:
+                    gen.fail(Failure("model_crashed", f"the replica serving this request died: {exc}"))
+                    return
+                log.warning("%s: a replica died with a request still queued; resubmitting it", self.spec.id)
+                try:
+                    current["stream"], _ = await self._open(request, keys)
+                except Exception as again:
+                    gen.fail(Failure("model_crashed", str(again)))
+                    return
+            except Exception as exc:  # anything else from Ray: this request ends, clearly
+                log.exception("%s: the replica stream failed", self.spec.id)
+                gen.fail(Failure("model_crashed", f"the replica stream failed: {type(exc).__name__}: {exc}"))
+                return
+
+
+class RayRegistry(Registry):
+    """Registry's lookups and leases (Registry.use) with engines that are the deployment's."""
+
+    def __init__(self, config: ModelsConfig, handle: Any):
+        super().__init__(config)
+        self._handle = handle
+        self._remote: dict[str, RemoteEngine] = {}
+        self._poller: asyncio.Task | None = None
+
+    async def preload(self) -> None:
+        await super().preload()
+        self._poller = asyncio.create_task(self._poll_stats())
+
+    async def _poll_stats(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_EVERY_S)
+            for engine in list(self._remote.values()):
+                try:
+                    await engine.refresh_stats()
+                except Exception:  # the counters are a view; keep polling
+                    log.exception("polling the replicas' stats failed")
+
+    def loaded(self, model_id: str) -> Any:
+        return self._remote.get(model_id)
+
+    async def get_any(self, name: str) -> Any:
+        spec = self.spec(name)
+        engine = self._remote.get(spec.id)
+        if engine is None:
+            engine = RemoteEngine(spec, self._handle)
+            await engine.load_info()  # a replica loads the model if it has not yet
+            engine = self._remote.setdefault(spec.id, engine)
+        return engine
+
+    async def unload_idle(self) -> list[str]:
+        return []  # each replica unloads its own idle models
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        for engine in self._remote.values():
+            for task in list(engine._pumps):
+                task.cancel()

@@ -1,0 +1,94 @@
+"""One replica of the Ray Serve deployment: a Registry of its own (a worker process per loaded
+model, as in a plain ggserve), driven by the ingress through a deployment handle.
+
+Every call answers with plain engine types (GenerateRequest in, Delta batches out), which Ray
+pickles as the worker link does; the protocols stay in the ingress, in server/'s translators."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator
+
+from engine import EngineError, GenerateRequest, ModelsConfig, Registry
+
+log = logging.getLogger(__name__)
+
+
+class Replica:
+    """The deployment's class body; server/ray/app.py wraps it with serve.deployment."""
+
+    async def __init__(self, config: ModelsConfig, max_queue: int = 64, log_level: str = "INFO"):
+        logging.basicConfig(level=log_level.upper())
+        self.registry = Registry(config, max_queue=max_queue, log_level=log_level)
+        self.name = _replica_name()
+        self._reaper: asyncio.Task | None = None
+        await self.start()  # the replica is ready once its default model is
+
+    async def start(self) -> None:
+        if self._reaper is None:
+            await self.registry.preload()
+            self._reaper = asyncio.create_task(self._unload_idle())
+
+    async def _unload_idle(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.registry.unload_idle()
+            except Exception:  # keep reaping; one failed close must not stop the others
+                log.exception("unloading idle models failed")
+
+    async def generate(self, model: str, request: GenerateRequest, prefix: list[str] | None = None
+                       ) -> AsyncIterator[tuple[str, Any]]:
+        """("accepted", (replica, prompt_tokens, n)) once the request is queued, then
+        ("deltas", [...]) batches; ("refused", EngineError) instead when it is not taken.
+        `prefix` is for the router (server/ray/router.py). Cancelling the call aborts the
+        request, which frees its sequence."""
+        await self.start()
+        try:
+            async with self.registry.use(model) as engine:
+                gen = await engine.submit(request)
+        except EngineError as exc:
+            yield "refused", exc
+            return
+        try:
+            yield "accepted", (self.name, gen.prompt_tokens, gen.n)
+            while batch := await gen.next_batch():
+                yield "deltas", batch
+            yield "stats", (self.name, engine.stats())
+        finally:
+            gen.close()
+
+    async def call(self, model: str, method: str, *args: Any, embedding: bool = False,
+                   replica: str | None = None) -> tuple[str, Any]:
+        """The engine's other calls (count_tokens, embed, tokenizer.*, info, stats), as
+        ("ok", result) or ("refused", EngineError). `replica` is for the router."""
+        await self.start()
+        try:
+            async with self.registry.use(model, embedding) as engine:
+                if method in ("info", "stats"):
+                    return "ok", (self.name, engine.info if method == "info" else engine.stats())
+                target = engine.tokenizer if method.startswith("tokenizer.") else engine
+                return "ok", await getattr(target, method.removeprefix("tokenizer."))(*args)
+        except EngineError as exc:
+            return "refused", exc
+
+    async def check_health(self) -> None:
+        """Ray Serve replaces a replica whose check fails: here, one whose default model cannot
+        be loaded any more (its worker crashing faster than it restarts)."""
+        if self._reaper is not None and self.registry.loaded(self.registry.default_id) is None:
+            await self.registry.get_any(self.registry.default_id)
+
+    async def __del__(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        await self.registry.close()
+
+
+def _replica_name() -> str:
+    try:
+        from ray import serve
+
+        return serve.get_replica_context().replica_id.unique_id
+    except Exception:  # outside a Serve replica (unit tests)
+        return "local"
