@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 BLOCK_CHARS = 256  # prompt text per prefix key: about 64 tokens
 MAX_KEYS = 200_000  # prefix keys remembered, least recently used dropped first
 IMBALANCE = 4  # requests a preferred replica may have beyond the least-loaded one's
+PLACED_WINDOW = 256  # new prefixes remembered for spreading the next ones
 
 
 def prefix_keys(request: GenerateRequest) -> list[str]:
@@ -57,6 +58,9 @@ class PrefixAffinityRouter(RequestRouter):
         self.policy = policy
         self.imbalance = imbalance
         self._owner: collections.OrderedDict[str, ReplicaID] = collections.OrderedDict()
+        # Where the latest new prefixes (conversations, agents) went: they are spread evenly, as
+        # each will come back with its later turns; a moment's queue lengths would not.
+        self._placed: collections.deque[ReplicaID] = collections.deque(maxlen=PLACED_WINDOW)
         self._turn = itertools.count()
 
     async def choose_replicas(self, candidate_replicas: list[RunningReplica],
@@ -73,7 +77,11 @@ class PrefixAffinityRouter(RequestRouter):
             ordered = sorted(candidate_replicas, key=lambda r: r.replica_id.unique_id)
             chosen = ordered[next(self._turn) % len(ordered)]
         else:
-            chosen = self._owner_of(keys, by_id) or self._least_loaded(candidate_replicas)
+            chosen = self._owner_of(keys, by_id)
+            if chosen is None:
+                chosen = self._least_loaded(candidate_replicas, count_placed=bool(keys))
+                if keys:
+                    self._placed.append(chosen.replica_id)
         for key in keys:
             self._owner[key] = chosen.replica_id
             self._owner.move_to_end(key)
@@ -94,11 +102,18 @@ class PrefixAffinityRouter(RequestRouter):
                 return None
         return None
 
-    def _least_loaded(self, replicas: list[RunningReplica]) -> RunningReplica:
-        # Ties go round in turn, so a burst of new prefixes spreads over idle replicas.
+    def _least_loaded(self, replicas: list[RunningReplica], count_placed: bool) -> RunningReplica:
+        """A replica with room: for a new prefix the one given the fewest new prefixes lately,
+        else the shortest queue; ties go round in turn, so a burst spreads."""
         turn = next(self._turn)
         n = len(replicas)
-        return min(enumerate(replicas), key=lambda ir: (self._load(ir[1]), (ir[0] - turn) % n))[1]
+        room = [(i, r) for i, r in enumerate(replicas) if self._load(r) < r.max_ongoing_requests] or \
+            list(enumerate(replicas))
+
+        def rank(ir: tuple[int, RunningReplica]) -> tuple[int, int, int]:
+            placed = self._placed.count(ir[1].replica_id) if count_placed else 0
+            return placed, self._load(ir[1]), (ir[0] - turn) % n
+        return min(room, key=rank)[1]
 
     def _load(self, replica: RunningReplica) -> int:
         return self.replica_queue_len_cache.get(replica.replica_id) or 0
