@@ -85,7 +85,8 @@ def _fields(spec: ModelSpec) -> dict[str, Any]:
 
 def _entry(fields: dict[str, Any], indent: str) -> str:
     """A models list item, one line per field, lists and mappings in flow style (as the README's)."""
-    lines = [f"{indent}{'- ' if i == 0 else '  '}{key}: {_flow(value)}" for i, (key, value) in enumerate(fields.items())]
+    lines = [f"{indent}{'- ' if i == 0 else '  '}{key}: {_flow(value)}"
+             for i, (key, value) in enumerate(fields.items())]
     return "\n".join(lines) + "\n"
 
 
