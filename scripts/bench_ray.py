@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,11 @@ async def agents(url: str, n_agents: int, n_turns: int) -> list[dict]:
     async def conversation(i: int) -> list[dict]:
         messages = [{"role": "system", "content": system_prompt(i)}]
         out = []
+        think = random.Random(i)  # seeded: both policies see the same pauses
         for t in range(n_turns):
+            # An agent's pause between turns (reading a reply, running a tool); without it the
+            # agents move in lock-step and round robin happens to send each one back where it was.
+            await asyncio.sleep(think.uniform(0, 2.0))
             messages.append({"role": "user", "content": f"Question {t + 1}: give me one tip."})
             result = await turn(http, url, messages)
             messages.append({"role": "assistant", "content": result["text"]})

@@ -143,7 +143,10 @@ class RemoteEngine:
                         self._stats[value[0]] = value[1]
                 return
             except (RequestCancelledError, asyncio.CancelledError):
-                return  # the caller closed the generation
+                # The caller closed the generation: the replica aborts the sequence, and its final
+                # usage will not come back, so settle() need not wait for it.
+                gen.fail(Failure("aborted", "the request was cancelled"))
+                return
             except REPLICA_GONE as exc:
                 if started or gen.done:
                     gen.fail(Failure("model_crashed", f"the replica serving this request died: {exc}"))
