@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from engine import builtin_default
+from engine import ModelSpec, builtin_default
 from tests.e2e.conftest import free_port
 
 ray = pytest.importorskip("ray")
@@ -22,8 +22,9 @@ from server.settings import Settings  # noqa: E402
 def small_config():
     cfg = builtin_default()
     # One thread a replica: two replicas share this machine's two cores.
-    return dataclasses.replace(cfg, models=tuple(dataclasses.replace(m, n_ctx=2048, parallel=2, n_threads=1)
-                                                 for m in cfg.models))
+    text = dataclasses.replace(cfg.models[0], n_ctx=2048, parallel=2, n_threads=1)
+    embed = ModelSpec(id="embed", source=text.source, embedding=True, n_ctx=256, parallel=2, n_threads=1)
+    return dataclasses.replace(cfg, models=(text, embed))
 
 
 class Cluster:

@@ -10,6 +10,7 @@ import time
 import anthropic
 import httpx
 import openai
+import pytest
 
 from server.ray.app import ClusterSpec
 
@@ -65,6 +66,17 @@ def test_both_protocols_and_streaming_through_the_ingress(cluster):
     assert text and final.usage.output_tokens > 0
     count = claude.messages.count_tokens(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "Hi"}])
     assert count.input_tokens > 0
+
+
+def test_completions_and_embeddings_through_the_ingress(cluster):
+    client = openai.OpenAI(base_url=f"{cluster.base_url}/v1", api_key="unused")
+    done = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=8)
+    assert done.choices[0].text and done.usage.completion_tokens > 0
+    vectors = client.embeddings.create(model="embed", input=["a garden rake", "a rake for the garden"])
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) > 100
+    with pytest.raises(openai.BadRequestError) as info:  # an engine's refusal crosses Ray intact
+        client.embeddings.create(model="smollm2", input="x")
+    assert "embedding" in info.value.message
 
 
 def test_a_burst_spreads_over_both_replicas(cluster):
