@@ -1,7 +1,7 @@
 """ggserve's inference engine: continuous batching over llama.cpp, one worker process per model.
 Knows nothing of HTTP."""
 
-from .client import EngineClient
+from .client import EngineClient, nesting_error
 from .config import ModelsConfig, ModelSpec, Source, builtin_default, load_models, single_model
 from .errors import (
     ConfigError,
@@ -44,5 +44,5 @@ __all__ = [
     "ThreadLauncher", "Usage", "builtin_default", "load_models", "single_model", "assemble", "usage_of", "OutputKind",
     "ResponseFormat", "ToolCall", "ToolCallDelta", "ToolChoice", "ToolChoiceMode", "ToolSpec",
     "MAX_LISTED_TOKENS", "ModelInfo", "Source", "Tokens", "fetch_model_file", "find_model_file", "hub_gguf_files",
-    "hub_offline",
+    "hub_offline", "nesting_error",
 ]

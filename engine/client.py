@@ -199,6 +199,19 @@ class EngineClient:
             self._on_exit(self, reason)
 
 
+def nesting_error(request: Any) -> InvalidRequest:
+    """The 400 for a request too deeply nested to cross a process boundary, naming its deepest
+    schema (also used where Ray carries requests: server/ray)."""
+    return InvalidRequest("the request is nested too deeply", param=_deepest_schema(_Carrier(request)))
+
+
+class _Carrier:
+    __slots__ = ("request",)
+
+    def __init__(self, request: Any):
+        self.request = request
+
+
 def _deepest_schema(msg: Any) -> str | None:
     """Where a request too deep to pickle is deep: its schemas are its only free-form JSON."""
     request = getattr(msg, "request", None)

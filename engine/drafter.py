@@ -23,12 +23,16 @@ class Drafter:
 
     def draft(self, wanted: list[tuple[int, list[int], int]]) -> list[list[int]]:
         """For each (slot, context, k >= 1): up to k greedy guesses of what follows the context
-        (whose last token the main model has not decoded yet); fewer, or none, after a failed
-        draft decode."""
+        (whose last token the main model has not decoded yet); none for a slot still catching
+        up or after a failed draft decode."""
         guesses: list[list[int]] = [[] for _ in wanted]
-        if not self._catch_up(wanted):
+        level = self._catch_up(wanted)
+        if not level:
             return guesses
-        active = list(range(len(wanted)))  # row r of the last decode holds active[r]'s logits
+        index = {slot: i for i, (slot, _, _) in enumerate(wanted)}
+        if not self._feed([(slot, wanted[index[slot]][1][-1]) for slot in level], outputs=True):
+            return guesses
+        active = [index[slot] for slot in level]  # row r of the last decode holds active[r]'s logits
         while active:
             for row, i in enumerate(active):
                 guesses[i].append(self.backend.argmax(row))
@@ -37,27 +41,30 @@ class Drafter:
                 break
         return guesses
 
-    def _catch_up(self, wanted: list[tuple[int, list[int], int]]) -> bool:
-        """Decode what each slot's draft cells lack of its context: all but the last token in
-        chunks, then every context's last token in one decode whose rows give the first guesses
-        (logits last only until the next decode), row i for wanted[i]. False if a decode failed."""
+    def _catch_up(self, wanted: list[tuple[int, list[int], int]]) -> list[int]:
+        """Decode, in one decode of at most n_batch tokens, what the slots' draft cells lack of
+        their contexts but the last token. The slots now level (a long prompt takes a few steps,
+        so that one step never stalls the other sequences for a whole prefill); [] on failure."""
         rest = []
         for slot, context, _ in wanted:
             held = self._kv.setdefault(slot, [])
             same = min(_common_prefix(held, context), len(context) - 1)
             if same < len(held):
-                self.backend.remove_sequence(slot, same)
+                if not self.backend.remove_sequence(slot, same):  # a model that cannot cut its cells
+                    self.backend.remove_sequence(slot, 0)
+                    same = 0
                 del held[same:]
             rest.append(context[same:-1])
-        while any(rest):
-            budget, batch = self.backend.n_batch, []
-            for i, (slot, _, _) in enumerate(wanted):
-                take, rest[i] = rest[i][:budget], rest[i][budget:]
-                budget -= len(take)
-                batch += [(slot, t) for t in take]
-            if not self._feed(batch, outputs=False):
-                return False
-        return self._feed([(slot, context[-1]) for slot, context, _ in wanted], outputs=True)
+        budget, batch, level = self.backend.n_batch - len(wanted), [], []
+        for (slot, _, _), missing in zip(wanted, rest):
+            take = missing[:max(0, budget)]
+            budget -= len(take)
+            batch += [(slot, t) for t in take]
+            if len(take) == len(missing):
+                level.append(slot)
+        if batch and not self._feed(batch, outputs=False):
+            return []
+        return level
 
     def _feed(self, fed: list[tuple[int, int]], outputs: bool) -> bool:
         """Decode (slot, token) pairs, each at its slot's next position; with `outputs`, row i

@@ -40,7 +40,14 @@ def _drafter(start: Start, backend: Any) -> Drafter | None:
     if draft is None or start.backend:
         return None
     small = _backend(start, draft.source, f"{start.spec.id} (draft)")
-    if small.n_vocab != backend.n_vocab or any(small.piece(t) != backend.piece(t) for t in range(small.n_vocab)):
+    try:
+        # Every token's bytes, special tokens rendered, so differing BOS/EOS ids are caught too.
+        same = small.n_vocab == backend.n_vocab and all(
+            small.token_bytes(t) == backend.token_bytes(t) for t in range(small.n_vocab))
+    except BaseException:
+        small.close()
+        raise
+    if not same:
         small.close()
         raise ModelLoadFailed(start.spec.id, "the draft model's vocabulary is not the model's own")
     log.info("%s: speculative decoding with a draft model, up to %d tokens a step", start.spec.id, draft.n_draft)

@@ -47,10 +47,11 @@ class CountingModel:
 def test_guesses_follow_the_context_and_the_cells_hold_it_and_the_guesses_fed():
     model = CountingModel()
     drafter = Drafter(model, n_draft=4)
-    context = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]  # 11 tokens: a chunk of 8, then the rest
+    context = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]  # 11 tokens: more than one step's 8
+    assert drafter.draft([(0, context, 4)]) == [[]]  # catching up: 7 tokens, a row kept for the last
     assert drafter.draft([(0, context, 4)]) == [[21, 22, 23, 24]]
     assert model.held(0) == context + [21, 22, 23]  # the last guess is never fed
-    assert model.decoded == [8, 2, 1, 1, 1, 1]
+    assert model.decoded == [7, 3, 1, 1, 1, 1]
 
 
 def test_a_refused_guess_drops_its_cells_and_only_what_is_new_is_decoded():
@@ -87,3 +88,18 @@ def test_a_failed_draft_decode_gives_no_guesses_and_forgets_the_slot():
                                      ([1, 2, 3, 4, 5], [1, 2, 9, 4, 5], 2), ([5], [6], 0)])
 def test_common_prefix(a, b, n):
     assert _common_prefix(a, b) == n
+
+
+class Uncuttable(CountingModel):
+    """A draft model whose cells cannot be cut mid-sequence (a recurrent one): only whole."""
+
+    def remove_sequence(self, slot: int, from_pos: int = 0) -> bool:
+        return super().remove_sequence(slot, 0) if from_pos == 0 else False
+
+
+def test_a_draft_model_that_cannot_cut_its_cells_starts_the_slot_again():
+    model = Uncuttable()
+    drafter = Drafter(model, n_draft=2)
+    assert drafter.draft([(0, [1, 2, 3], 2)]) == [[4, 5]]
+    assert drafter.draft([(0, [1, 2, 3, 9], 2)]) == [[10, 11]]  # 4 refused: cells past 3 must go
+    assert model.held(0) == [1, 2, 3, 9, 10]

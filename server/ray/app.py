@@ -29,6 +29,7 @@ class ClusterSpec:
     replica_cpus: float = 1.0  # Ray resources each replica declares
     replica_gpus: float = 0.0
     max_ongoing: int | None = None  # per replica; None: twice the largest model's `parallel`
+    max_queued: int = 64  # requests waiting in the ingress for the replicas, beyond their room
     policy: str = "prefix"  # or "round_robin"
     upscale_delay_s: float = 5.0
     downscale_delay_s: float = 60.0
@@ -50,9 +51,15 @@ def replica_options(config: ModelsConfig, cluster: ClusterSpec) -> dict[str, Any
         "max_ongoing_requests": cluster.max_ongoing or 2 * max(s.parallel for s in config.models),
         "request_router_config": RequestRouterConfig(request_router_class=PrefixAffinityRouter,
                                                      request_router_kwargs={"policy": cluster.policy}),
+        # Requests beyond the replicas' room wait in the ingress, up to this many; then
+        # a 503 at once (Ray's BackPressureError, server/ray/stream.py), as --max-queue does.
+        "max_queued_requests": cluster.max_queued,
         "health_check_period_s": 5,
-        "health_check_timeout_s": 60,
-        "graceful_shutdown_timeout_s": 30,
+        # Loading the default model again is part of the check (Replica.check_health).
+        "health_check_timeout_s": 300,
+        # A replica being scaled down finishes its streams first (requests it had not started
+        # go back to the ingress at once, which sends them elsewhere).
+        "graceful_shutdown_timeout_s": 600,
     }
     if cluster.max_replicas:
         options["autoscaling_config"] = {
@@ -71,4 +78,6 @@ def build(config: ModelsConfig, settings: Settings, cluster: ClusterSpec = Clust
     replicas = serve.deployment(Replica, name="ggserve-replica", **replica_options(config, cluster))
     ingress = serve.deployment(serve.ingress()(Ingress), name="ggserve-ingress", max_ongoing_requests=10_000,
                                ray_actor_options={"num_cpus": 0})
-    return ingress.bind(replicas.bind(config, settings.max_queue, settings.log_level.upper()), config, settings)
+    budget = settings.memory_budget_mb * 1024 * 1024 or None
+    replica = replicas.bind(config, settings.max_queue, settings.log_level.upper(), budget)
+    return ingress.bind(replica, config, settings)

@@ -43,6 +43,8 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"ggserve: {exc}") from None
     if args.min_replicas is not None and not args.max_replicas:
         raise SystemExit("ggserve ray: --min-replicas needs --max-replicas")
+    if args.replicas < 1 or (args.max_replicas is not None and not 1 <= (args.min_replicas or 1) <= args.max_replicas):
+        raise SystemExit("ggserve ray: need 1 <= --replicas, and 1 <= --min-replicas <= --max-replicas")
     import ray
     from ray import serve
 
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> int:
     serve.start(http_options={"host": settings.host, "port": settings.port})
     cluster = ClusterSpec(replicas=args.replicas, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                           target_ongoing=args.target_ongoing, replica_cpus=args.replica_cpus,
-                          replica_gpus=args.replica_gpus, policy=args.routing)
+                          replica_gpus=args.replica_gpus, policy=args.routing, max_queued=settings.max_queue)
     serve.run(build(config, settings, cluster), name="ggserve", route_prefix="/")
     log.info("ggserve on Ray Serve: http://%s:%d/", settings.host, settings.port)
     stop = threading.Event()

@@ -10,22 +10,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import pickle
 from typing import Any
 
-from ray.exceptions import ActorUnavailableError, RayActorError
-from ray.serve.exceptions import RequestCancelledError
-
-from engine import EngineCrashed, EngineStats, Failure, GenerateRequest, Generation, ModelInfo, ModelsConfig, Registry
+from engine import (EngineCrashed, EngineStats, GenerateRequest, Generation, ModelInfo, ModelsConfig, Registry,
+                    nesting_error)
 
 from ..access import note
 from .router import prefix_keys
+from .stream import ATTEMPTS, REPLICA_GONE, ReplyStream
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 3  # replicas a request is offered to before it fails
 STATS_TIMEOUT_S = 2.0
 STATS_EVERY_S = 1.0
-REPLICA_GONE = (RayActorError, ActorUnavailableError)
 
 
 class RemoteTokenizer:
@@ -51,7 +49,7 @@ class RemoteEngine:
         self.pid = 0
         self.alive = True
         self.tokenizer = RemoteTokenizer(self)
-        self._handle = handle
+        self.handle = handle
         self._stats: dict[str, EngineStats] = {}
         self._pumps: set[asyncio.Task] = set()
 
@@ -59,11 +57,13 @@ class RemoteEngine:
         """A replica's answer to one engine call (`replica`: that one, else the router's pick)."""
         for attempt in range(ATTEMPTS):
             try:
-                kind, value = await self._handle.call.remote(self.spec.id, method, *args,
+                kind, value = await self.handle.call.remote(self.spec.id, method, *args,
                                                              embedding=self.spec.embedding, replica=replica)
             except REPLICA_GONE as exc:
                 log.warning("%s: a replica died during %s (%s); trying another", self.spec.id, method, exc)
                 continue
+            except (pickle.PicklingError, RecursionError):
+                raise nesting_error(args[0]) from None
             if kind == "refused":
                 raise value
             return value
@@ -82,7 +82,7 @@ class RemoteEngine:
         """Ask each replica known to have served this model for its counters; forget the dead."""
         for name in list(self._stats):
             try:
-                kind, value = await asyncio.wait_for(self._handle.call.remote(
+                kind, value = await asyncio.wait_for(self.handle.call.remote(
                     self.spec.id, "stats", embedding=self.spec.embedding, replica=name), STATS_TIMEOUT_S)
             except REPLICA_GONE:
                 self._stats.pop(name, None)
@@ -100,67 +100,31 @@ class RemoteEngine:
             for f in dataclasses.fields(EngineStats):
                 value = getattr(snapshot, f.name)
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    setattr(total, f.name, getattr(total, f.name) + value)
+                    merge = max if f.name.startswith("max_") else (lambda a, b: a + b)
+                    setattr(total, f.name, merge(getattr(total, f.name), value))
         return total
 
     async def submit(self, request: GenerateRequest) -> Generation:
-        keys = prefix_keys(request)
-        stream, (replica, prompt_tokens, n) = await self._open(request, keys)
-        current = {"stream": stream}
-        gen = Generation(n, lambda: current["stream"].cancel(), prompt_tokens)
+        try:
+            keys = prefix_keys(request)
+        except RecursionError:
+            raise nesting_error(request) from None
+        reply = ReplyStream(self, request, keys)
+        replica, prompt_tokens, n = await reply.open()
+        self._stats.setdefault(replica, EngineStats(free_slots=0))
+        gen = Generation(n, reply.cancel, prompt_tokens)
         note(replica=replica)
-        task = asyncio.create_task(self._pump(request, keys, gen, current))
+        task = asyncio.create_task(reply.pump(gen))
         self._pumps.add(task)
         task.add_done_callback(self._pumps.discard)
         return gen
 
-    async def _open(self, request: GenerateRequest, keys: list[str]) -> tuple[Any, tuple]:
-        """A replica's stream for the request once that replica has admitted it."""
-        for attempt in range(ATTEMPTS):
-            stream = self._handle.options(stream=True).generate.remote(self.spec.id, request, prefix=keys)
-            try:
-                kind, value = await stream.__anext__()
-            except REPLICA_GONE as exc:
-                log.warning("%s: a replica died before admitting a request (%s); trying another", self.spec.id, exc)
-                continue
-            if kind == "refused":
-                raise value
-            self._stats.setdefault(value[0], EngineStats(free_slots=0))
-            return stream, value
-        raise EngineCrashed(self.spec.id, f"{ATTEMPTS} replicas died before admitting the request")
+    def note_stats(self, replica: str, stats: EngineStats) -> None:
+        self._stats[replica] = stats
 
-    async def _pump(self, request: GenerateRequest, keys: list[str], gen: Generation, current: dict) -> None:
-        """Feed the generation from its replica's stream; before its first delta a dead replica's
-        request starts again on another."""
-        started = False
-        while True:
-            try:
-                async for kind, value in current["stream"]:
-                    if kind == "deltas":
-                        started = True
-                        gen.push(value)
-                    elif kind == "stats":
-                        self._stats[value[0]] = value[1]
-                return
-            except (RequestCancelledError, asyncio.CancelledError):
-                # The caller closed the generation: the replica aborts the sequence, and its final
-                # usage will not come back, so settle() need not wait for it.
-                gen.fail(Failure("aborted", "the request was cancelled"))
-                return
-            except REPLICA_GONE as exc:
-                if started or gen.done:
-                    gen.fail(Failure("model_crashed", f"the replica serving this request died: {exc}"))
-                    return
-                log.warning("%s: a replica died with a request still queued; resubmitting it", self.spec.id)
-                try:
-                    current["stream"], _ = await self._open(request, keys)
-                except Exception as again:
-                    gen.fail(Failure("model_crashed", str(again)))
-                    return
-            except Exception as exc:  # anything else from Ray: this request ends, clearly
-                log.exception("%s: the replica stream failed", self.spec.id)
-                gen.fail(Failure("model_crashed", f"the replica stream failed: {type(exc).__name__}: {exc}"))
-                return
+    def cancel_all(self) -> None:
+        for task in list(self._pumps):
+            task.cancel()
 
 
 class RayRegistry(Registry):
@@ -204,5 +168,4 @@ class RayRegistry(Registry):
         if self._poller is not None:
             self._poller.cancel()
         for engine in self._remote.values():
-            for task in list(engine._pumps):
-                task.cancel()
+            engine.cancel_all()

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Any, AsyncIterator
 
-from engine import EngineError, GenerateRequest, ModelsConfig, Registry
+from engine import EngineError, EngineStats, GenerateRequest, ModelsConfig, Registry
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 class Replica:
     """The deployment's class body; server/ray/app.py wraps it with serve.deployment."""
 
-    async def __init__(self, config: ModelsConfig, max_queue: int = 64, log_level: str = "INFO"):
+    async def __init__(self, config: ModelsConfig, max_queue: int = 64, log_level: str = "INFO",
+                       memory_budget: int | None = None):
         logging.basicConfig(level=log_level.upper())
-        self.registry = Registry(config, max_queue=max_queue, log_level=log_level)
+        self.registry = Registry(config, max_queue=max_queue, log_level=log_level, memory_budget=memory_budget)
         self.name = _replica_name()
         self._reaper: asyncio.Task | None = None
         await self.start()  # the replica is ready once its default model is
@@ -53,7 +54,12 @@ class Replica:
             return
         try:
             yield "accepted", (self.name, gen.prompt_tokens, gen.n)
+            sent = False
             while batch := await gen.next_batch():
+                if not sent and any(d.failure is not None and d.failure.code == "model_unloaded" for d in batch):
+                    yield "gone", "the replica is shutting down"  # unstarted: the ingress resends it
+                    return
+                sent = True
                 yield "deltas", batch
             yield "stats", (self.name, engine.stats())
         finally:
@@ -63,11 +69,14 @@ class Replica:
                    replica: str | None = None) -> tuple[str, Any]:
         """The engine's other calls (count_tokens, embed, tokenizer.*, info, stats), as
         ("ok", result) or ("refused", EngineError). `replica` is for the router."""
+        if method == "stats":  # a look only: it must neither load a model nor keep one loaded
+            engine = self.registry.loaded(self.registry.spec(model).id)
+            return "ok", (self.name, engine.stats() if engine is not None else EngineStats(free_slots=0))
         await self.start()
         try:
             async with self.registry.use(model, embedding) as engine:
-                if method in ("info", "stats"):
-                    return "ok", (self.name, engine.info if method == "info" else engine.stats())
+                if method == "info":
+                    return "ok", (self.name, engine.info)
                 target = engine.tokenizer if method.startswith("tokenizer.") else engine
                 return "ok", await getattr(target, method.removeprefix("tokenizer."))(*args)
         except EngineError as exc:

@@ -60,7 +60,8 @@ class PrefixAffinityRouter(RequestRouter):
         self._owner: collections.OrderedDict[str, ReplicaID] = collections.OrderedDict()
         # Where the latest new prefixes (conversations, agents) went: they are spread evenly, as
         # each will come back with its later turns; a moment's queue lengths would not.
-        self._placed: collections.deque[ReplicaID] = collections.deque(maxlen=PLACED_WINDOW)
+        # Keyed by request: Ray asks again for a request it could not send, which must not count twice.
+        self._placed: collections.OrderedDict[str, ReplicaID] = collections.OrderedDict()
         self._turn = itertools.count()
 
     async def choose_replicas(self, candidate_replicas: list[RunningReplica],
@@ -81,14 +82,22 @@ class PrefixAffinityRouter(RequestRouter):
             if chosen is None:
                 chosen = self._least_loaded(candidate_replicas, count_placed=bool(keys))
                 if keys:
-                    self._placed.append(chosen.replica_id)
-        for key in keys:
-            self._owner[key] = chosen.replica_id
-            self._owner.move_to_end(key)
-        while len(self._owner) > MAX_KEYS:
-            self._owner.popitem(last=False)
-        # Ray tries the first rank first and falls back to the others when it is full.
-        return [[chosen], [r for r in candidate_replicas if r is not chosen]]
+                    self._place(pending_request, chosen)
+            for key in keys:
+                self._owner[key] = chosen.replica_id
+                self._owner.move_to_end(key)
+            while len(self._owner) > MAX_KEYS:
+                self._owner.popitem(last=False)
+        # The chosen replica alone, so the request goes where the keys now say it went: if it turns
+        # out full, Ray asks again (with fresher queue lengths) rather than sending it elsewhere.
+        return [[chosen]]
+
+    def _place(self, pending_request: PendingRequest | None, chosen: RunningReplica) -> None:
+        request_id = pending_request.metadata.internal_request_id if pending_request is not None else ""
+        self._placed[request_id] = chosen.replica_id
+        self._placed.move_to_end(request_id)
+        while len(self._placed) > PLACED_WINDOW:
+            self._placed.popitem(last=False)
 
     def _owner_of(self, keys: list[str], by_id: dict[ReplicaID, RunningReplica]) -> RunningReplica | None:
         """The replica that served the longest of these prefixes, unless it is overloaded."""
@@ -111,7 +120,7 @@ class PrefixAffinityRouter(RequestRouter):
             list(enumerate(replicas))
 
         def rank(ir: tuple[int, RunningReplica]) -> tuple[int, int, int]:
-            placed = self._placed.count(ir[1].replica_id) if count_placed else 0
+            placed = sum(1 for r in self._placed.values() if r == ir[1].replica_id) if count_placed else 0
             return placed, self._load(ir[1]), (ir[0] - turn) % n
         return min(room, key=rank)[1]
 

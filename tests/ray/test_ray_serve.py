@@ -79,6 +79,17 @@ def test_completions_and_embeddings_through_the_ingress(cluster):
     assert "embedding" in info.value.message
 
 
+def test_a_schema_too_deep_to_cross_is_a_400_naming_it(cluster):
+    schema: dict = {"type": "string"}
+    for _ in range(400):
+        schema = {"type": "object", "properties": {"a": schema}}
+    r = httpx.post(f"{cluster.base_url}/v1/chat/completions", timeout=60, json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "deep", "schema": schema}}})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"].startswith("response_format"), r.json()
+
+
 def test_a_burst_spreads_over_both_replicas(cluster):
     async def burst():
         return await asyncio.gather(*(stream_chat(cluster.base_url, f"Say the number {i}.", 8) for i in range(6)))

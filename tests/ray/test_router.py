@@ -4,6 +4,7 @@ replicas with queue lengths the test sets."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,8 +27,17 @@ class Replica:
 
 
 @dataclass
+class Metadata:
+    internal_request_id: str
+
+
+_ids = itertools.count()
+
+
+@dataclass
 class Pending:
     kwargs: dict = field(default_factory=dict)
+    metadata: Metadata = field(default_factory=lambda: Metadata(f"r{next(_ids)}"))
 
 
 class Queues(dict):
@@ -42,8 +52,9 @@ def router(policy: str = "prefix") -> PrefixAffinityRouter:
     return r
 
 
-def choose(r, replicas, keys=None, **kw) -> str:
-    ranks = asyncio.run(r.choose_replicas(replicas, Pending({"prefix": keys or [], **kw})))
+def choose(r, replicas, keys=None, pending=None, **kw) -> str:
+    ranks = asyncio.run(r.choose_replicas(replicas, pending or Pending({"prefix": keys or [], **kw})))
+    assert len(ranks) == 1 and len(ranks[0]) == 1  # one replica: where the request is recorded to go
     return ranks[0][0].replica_id.unique_id
 
 
@@ -84,3 +95,14 @@ def test_round_robin_alternates_and_a_named_replica_is_chosen_alone():
     assert [choose(r, replicas, ["same"]) for _ in range(4)] == ["a", "b", "a", "b"]
     ranks = asyncio.run(r.choose_replicas(replicas, Pending({"replica": "b"})))
     assert [[x.replica_id.unique_id for x in rank] for rank in ranks] == [["b"]]
+
+
+def test_asking_again_for_one_request_counts_it_once():
+    r, replicas = router(), [Replica(Rid("a")), Replica(Rid("b"))]
+    stuck = Pending({"prefix": ["s1"]})
+    choose(r, replicas, pending=stuck)
+    for _ in range(5):  # Ray re-asks while it cannot send it (its owner forgotten, as if full)
+        r._owner.clear()
+        choose(r, replicas, pending=stuck)
+    assert len(r._placed) == 1
+    assert choose(r, replicas, ["n1"]) != r._placed[stuck.metadata.internal_request_id].unique_id
