@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 
 from engine import EngineError, EngineStats, GenerateRequest, ModelsConfig, Registry
 
-log = logging.getLogger(__name__)
+from ..app import unload_idle_models
 
 
 class Replica:
@@ -23,21 +23,8 @@ class Replica:
         logging.basicConfig(level=log_level.upper())
         self.registry = Registry(config, max_queue=max_queue, log_level=log_level, memory_budget=memory_budget)
         self.name = _replica_name()
-        self._reaper: asyncio.Task | None = None
-        await self.start()  # the replica is ready once its default model is
-
-    async def start(self) -> None:
-        if self._reaper is None:
-            await self.registry.preload()
-            self._reaper = asyncio.create_task(self._unload_idle())
-
-    async def _unload_idle(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.registry.unload_idle()
-            except Exception:  # keep reaping; one failed close must not stop the others
-                log.exception("unloading idle models failed")
+        await self.registry.preload()  # the replica is ready once its default model is
+        self._reaper = asyncio.create_task(unload_idle_models(self.registry))
 
     async def generate(self, model: str, request: GenerateRequest, prefix: list[str] | None = None
                        ) -> AsyncIterator[tuple[str, Any]]:
@@ -45,7 +32,6 @@ class Replica:
         ("deltas", [...]) batches; ("refused", EngineError) instead when it is not taken.
         `prefix` is for the router (server/ray/router.py). Cancelling the call aborts the
         request, which frees its sequence."""
-        await self.start()
         try:
             async with self.registry.use(model) as engine:
                 gen = await engine.submit(request)
@@ -72,7 +58,6 @@ class Replica:
         if method == "stats":  # a look only: it must neither load a model nor keep one loaded
             engine = self.registry.loaded(self.registry.spec(model).id)
             return "ok", (self.name, engine.stats() if engine is not None else EngineStats(free_slots=0))
-        await self.start()
         try:
             async with self.registry.use(model, embedding) as engine:
                 if method == "info":
@@ -85,12 +70,11 @@ class Replica:
     async def check_health(self) -> None:
         """Ray Serve replaces a replica whose check fails: here, one whose default model cannot
         be loaded any more (its worker crashing faster than it restarts)."""
-        if self._reaper is not None and self.registry.loaded(self.registry.default_id) is None:
+        if self.registry.loaded(self.registry.default_id) is None:
             await self.registry.get_any(self.registry.default_id)
 
     async def __del__(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        self._reaper.cancel()
         await self.registry.close()
 
 

@@ -47,7 +47,7 @@ class ReplyStream:
             self.stream = self.engine.handle.options(stream=True).generate.remote(model, self.request, prefix=self.keys)
             try:
                 kind, value = await self.stream.__anext__()
-            except (*REPLICA_GONE, ReplicaGone) as exc:
+            except REPLICA_GONE as exc:
                 self.stream.cancel()  # an unavailable replica may still hold it: never twice
                 log.warning("%s: a replica failed before admitting a request (%s); trying another", model, exc)
                 continue
@@ -60,8 +60,6 @@ class ReplyStream:
                 raise
             if kind == "refused":
                 raise value
-            if kind == "gone":
-                continue
             if self.closed:
                 self.stream.cancel()
             return value
