@@ -63,14 +63,14 @@ class RemoteEngine:
                 log.warning("%s: a replica died during %s (%s); trying another", self.spec.id, method, exc)
                 continue
             except (pickle.PicklingError, RecursionError):
-                raise nesting_error(args[0]) from None
+                raise nesting_error(next((a for a in args if isinstance(a, GenerateRequest)), None)) from None
             if kind == "refused":
                 raise value
             return value
         raise EngineCrashed(self.spec.id, f"{ATTEMPTS} replicas died during {method}")
 
     async def load_info(self) -> None:
-        replica, self.info = await self.call("info")
+        _, self.info = await self.call("info")
 
     async def count_tokens(self, request: GenerateRequest) -> int:
         return await self.call("count_tokens", request)
