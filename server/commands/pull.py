@@ -10,7 +10,7 @@ import re
 from engine import ConfigError, ModelLoadFailed, Source, fetch_model_file, hub_gguf_files, load_models
 
 from .modelfile import add_model
-from .shared import DEFAULT_FILE, describe, fail, human_size, registry_path
+from .shared import DEFAULT_FILE, describe, fail, human_size, registry_path, sources_of
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -64,8 +64,23 @@ def parse_target(target: str, revision: str | None) -> Source:
     return Source(hf=repo, file=file, revision=revision)
 
 
+def pull_source(name: str, source: Source) -> bool:
+    """Fetch one hub source into the cache (others are only reported); False if it failed."""
+    if not source.hf:
+        print(f"{name}: {describe(source)}: nothing to pull")
+        return True
+    try:
+        file = fetch_model_file(name, source)
+    except ModelLoadFailed as exc:
+        fail("pull", f"{name}: {exc.reason}")
+        return False
+    print(f"{name}: {describe(source)}: {file} ({human_size(file.stat().st_size)})")
+    return True
+
+
 def pull_registry(models: str | None) -> int:
-    """Every hub source of the registry; other sources are only reported. 1 if any failed."""
+    """Every hub source of the registry, draft models' included; other sources are only
+    reported. 1 if any failed."""
     path = registry_path(models)
     if path is None:
         return fail("pull", "name a REPO[:FILE], or a models.yaml with --models (there is none here)")
@@ -75,14 +90,6 @@ def pull_registry(models: str | None) -> int:
         return fail("pull", exc)
     failed = 0
     for spec in config.models:
-        if not spec.source.hf:
-            print(f"{spec.id}: {describe(spec.source)}: nothing to pull")
-            continue
-        try:
-            file = fetch_model_file(spec.id, spec.source)
-        except ModelLoadFailed as exc:
-            failed += 1
-            fail("pull", f"{spec.id}: {exc.reason}")
-            continue
-        print(f"{spec.id}: {describe(spec.source)}: {file} ({human_size(file.stat().st_size)})")
+        for name, source in sources_of(spec):
+            failed += not pull_source(name, source)
     return 1 if failed else 0

@@ -40,3 +40,11 @@ def human_size(n_bytes: int) -> str:
 def fail(command: str, why: object) -> int:
     print(f"ggserve {command}: {why}", file=sys.stderr)
     return 1
+
+
+def sources_of(spec) -> list[tuple[str, Source]]:
+    """A model's source, and its draft model's (named `ID draft`), which the server loads too."""
+    found = [(spec.id, spec.source)]
+    if spec.draft is not None:
+        found.append((f"{spec.id} draft", spec.draft.source))
+    return found
