@@ -37,23 +37,28 @@ class StepPlan:
     def batch(self) -> tuple[list[int], list[int], list[int], list[tuple[Sequence, int]]]:
         """(tokens, positions, slots) of one llama_decode, and which sequence samples from which
         batch row: every decoding sequence (its guesses, if any, in the rows after it), and each
-        prefill whose prompt ends in this step."""
+        prefill whose prompt ends in this step.
+
+        The sequences go in slot order. With a KV stream per sequence, llama.cpp puts into one
+        micro-batch only sequences whose ids follow each other in batch order (split_equal's
+        sequential rule) and runs the model once per micro-batch: eight decoding sequences in
+        arrival order such as slots 5, 6, 7, 0, 1, 2, 3, 4 cost two passes over the weights
+        instead of one (measured: 52 ms a step instead of 45 at c=8 on 2 CPU cores)."""
+        # (slot, sequence, its tokens, first position, the row it samples from within them or None)
+        parts = [(s.slot, s, [s.next_token, *s.draft], s.n_past, 0) for s in self.decode]
+        parts += [(seq.slot, seq, seq.prompt[seq.n_past:seq.n_past + n], seq.n_past,
+                   n - 1 if n == seq.prompt_left else None) for seq, n in self.prefill]
+        parts.sort(key=lambda part: part[0])
         tokens: list[int] = []
         positions: list[int] = []
         slots: list[int] = []
         outputs: list[tuple[Sequence, int]] = []
-        for s in self.decode:
-            outputs.append((s, len(tokens)))
-            tokens += [s.next_token, *s.draft]
-            positions += range(s.n_past, s.n_past + 1 + len(s.draft))
-            slots += [s.slot] * (1 + len(s.draft))
-        for seq, n in self.prefill:
-            start = seq.n_past
-            tokens += seq.prompt[start:start + n]
-            positions += range(start, start + n)
-            slots += [seq.slot] * n
-            if n == seq.prompt_left:
-                outputs.append((seq, len(tokens) - 1))
+        for slot, seq, toks, start, row in parts:
+            if row is not None:
+                outputs.append((seq, len(tokens) + row))
+            tokens += toks
+            positions += range(start, start + len(toks))
+            slots += [slot] * len(toks)
         return tokens, positions, slots, outputs
 
 
