@@ -30,18 +30,26 @@ class SlotPool:
         The longest prefix is looked for in every slot, idle or running (`live` maps a running
         slot to the tokens in its KV cells); the source may be another slot, whose cells the
         caller then shares with the new one. A free slot that holds that prefix itself is
-        preferred, else the least recently used one. At least one prompt token is always left
-        to compute, because its logits give the first generated token."""
-        source, best_len = -1, 0
-        candidates = (*self._cached.items(), *live.items()) if self.enabled else ()
-        for slot, tokens in candidates:
-            n = common_prefix_len(tokens, prompt)
-            if n > best_len:
-                source, best_len = slot, n
-        slot = source if source in self._free else self._free[0]
+        preferred (no copy), then one next to running slots, then the least recently used one.
+        At least one prompt token is always left to compute, because its logits give the first
+        generated token."""
+        held = {slot: common_prefix_len(tokens, prompt)
+                for slot, tokens in (*self._cached.items(), *live.items())} if self.enabled else {}
+        best_len = max(held.values(), default=0)
+        holders = [slot for slot in self._free if best_len and held.get(slot) == best_len]
+        slot = self._nearest_running(holders or self._free, live)
+        source = slot if holders else next((s for s, n in held.items() if best_len and n == best_len), -1)
         self._free.remove(slot)
         self._cached.pop(slot, None)
         return slot, min(best_len, len(prompt) - 1), source
+
+    @staticmethod
+    def _nearest_running(choices: list[int], live: dict[int, list[int]]) -> int:
+        """The choice with the most running neighbours (the first, least recently used, among
+        equals). Running sequences in neighbouring slots decode in one pass over the weights:
+        with a KV stream per sequence, llama.cpp runs the model once per run of consecutive
+        sequence ids in a step."""
+        return max(choices, key=lambda slot: (slot - 1 in live) + (slot + 1 in live))
 
     def acquire_empty(self) -> int:
         """The least recently used free slot, for a sequence that brings its own cells."""

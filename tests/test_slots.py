@@ -48,3 +48,19 @@ def test_a_disabled_cache_never_reuses():
     slot, *_ = take(pool, [1])
     pool.release(slot, [1, 2, 3])
     assert take(pool, [1, 2, 3, 4]) == (slot, 0, -1) and pool.cached_tokens == 0
+
+
+def test_without_a_cached_prefix_a_slot_next_to_running_ones_is_taken():
+    # Running sequences in neighbouring slots decode in one pass over the weights (llama.cpp runs
+    # the model once per run of consecutive sequence ids), so a new one fills a gap if it can.
+    pool = SlotPool(6)
+    for _ in range(6):
+        take(pool, [9])
+    for slot in (0, 5, 1, 4):
+        pool.release(slot, [])
+    running = {2: [7], 3: [7]}
+    assert take(pool, [1], running)[0] == 1  # 0 is the least recently used, but 1 touches slot 2
+    running[1] = [1]
+    assert take(pool, [1], running)[0] == 0  # 0 and 4 touch a running slot each: the older one
+    running[0] = [1]
+    assert take(pool, [1], running)[0] == 4
