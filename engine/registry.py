@@ -136,6 +136,14 @@ class Registry:
                 await self.get_any(model)
                 return
             except Exception as exc:
+                left = self.crashes[model].wait_left(time.monotonic())
+                if isinstance(exc, Overloaded) and left > 0:
+                    # Refused for still being inside the back-off (a timer may fire a hair before
+                    # the clock says it is over): wait out the rest. Not a failed start, so the
+                    # back-off must not grow; counting it as one sent the restarts into 30 s
+                    # retries that each came back a hair early, and the model never returned.
+                    delay = left
+                    continue
                 crashes = self.crashes.setdefault(model, Crashes())
                 crashes.record(f"failed to start again: {exc}", time.monotonic())
                 delay = crashes.backoff or FIRST_BACKOFF_S

@@ -110,6 +110,32 @@ async def test_a_killed_worker_fails_its_requests_and_the_registry_restarts_it(m
         await registry.close()
 
 
+async def test_a_restart_woken_a_hair_early_waits_out_its_back_off_instead_of_growing_it(monkeypatch):
+    # asyncio may fire a timer a little before the clock says it is due; the restart then found
+    # itself still inside its back-off, counted that as a failed start, doubled the back-off, and
+    # (each retry early again) the model never came back. Timers here fire 5 ms early.
+    import types
+
+    import engine.registry as registry_module
+    early = types.SimpleNamespace(**vars(asyncio))
+    early.sleep = lambda delay, *a: asyncio.sleep(max(0.0, delay - 0.005), *a)
+    monkeypatch.setattr(registry_module, "asyncio", early)
+    registry = Registry(ModelsConfig(default="fake", models=(spec(),)), ProcessLauncher(), backend=FAKE)
+    try:
+        await registry.preload()
+        for _ in range(2):  # two crashes within a minute: the second restart waits FIRST_BACKOFF_S
+            pid = registry.loaded("fake").pid
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(200):
+                if (c := registry.loaded("fake")) is not None and c.pid != pid:
+                    break
+                await asyncio.sleep(0.05)
+        assert registry.loaded("fake") is not None, "the model did not come back"
+        assert registry.crashes["fake"].count == 2 and registry.crashes["fake"].backoff == 1.0
+    finally:
+        await registry.close()
+
+
 async def test_unloading_ends_the_worker_process(monkeypatch):
     registry = Registry(ModelsConfig(default="fake", models=(spec(),)), ProcessLauncher(), backend=FAKE)
     await registry.preload()
