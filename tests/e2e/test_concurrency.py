@@ -7,6 +7,8 @@ import time
 
 import httpx
 
+from .conftest import no_end
+
 MODEL = "smollm2"
 
 
@@ -34,7 +36,7 @@ async def test_eight_concurrent_streams_complete_and_share_decode_steps(aclient,
 
 def test_closing_a_stream_midway_frees_its_sequence(server):
     before = server.wait_idle()
-    body = {"model": MODEL, "stream": True, "max_tokens": 3000, "temperature": 1.0,
+    body = {"model": MODEL, "stream": True, "max_tokens": 3000, "temperature": 1.0, "logit_bias": no_end(),
             "messages": [{"role": "user", "content": "Write a very long story."}]}
     with httpx.Client(timeout=60) as http:
         with http.stream("POST", f"{server.base_url}/v1/chat/completions", json=body) as r:
@@ -50,7 +52,7 @@ def test_closing_a_stream_midway_frees_its_sequence(server):
 
 def test_a_non_streamed_request_is_aborted_when_its_client_goes_away(server):
     before = server.wait_idle()
-    body = {"model": MODEL, "max_tokens": 3000, "temperature": 1.0,
+    body = {"model": MODEL, "max_tokens": 3000, "temperature": 1.0, "logit_bias": no_end(),
             "messages": [{"role": "user", "content": "Write a very long story."}]}
     try:
         httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=1.0)

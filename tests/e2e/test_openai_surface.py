@@ -10,6 +10,8 @@ import uuid
 import llama_cpp
 import pytest
 
+from .conftest import no_end
+
 MODEL = "smollm2"
 ASK = [{"role": "user", "content": "Write three sentences about the sea."}]
 
@@ -21,21 +23,14 @@ def vocab():
     return llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
 
 
-def end_of_turn_ban(vocab) -> dict[str, float]:
-    """A logit_bias that forbids every end-of-generation token, so each choice runs to max_tokens."""
-    ends = [t for t in range(vocab.n_vocab()) if llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(vocab.model), t)]
-    assert ends
-    return {str(t): -100 for t in ends}
-
-
-def test_n_choices_stream_with_their_own_index_and_one_shared_prefill(client, server, vocab):
+def test_n_choices_stream_with_their_own_index_and_one_shared_prefill(client, server):
     # The uuid keeps the prompt out of the prefix cache; the ban keeps a random early end from
     # making the finish reasons a matter of luck (it did, once in CI).
     messages = [{"role": "user", "content": f"Story {uuid.uuid4().hex}: a ship at sea."}]
     before = server.wait_idle()["prompt_tokens"]
     chunks = list(client.chat.completions.create(model=MODEL, messages=messages, n=3, max_tokens=12, temperature=1.0,
                                                  seed=5, stream=True, stream_options={"include_usage": True},
-                                                 logit_bias=end_of_turn_ban(vocab)))
+                                                 logit_bias=no_end()))
     texts, finishes = {0: "", 1: "", 2: ""}, {}
     for c in chunks[:-1]:
         (choice,) = c.choices
