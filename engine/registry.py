@@ -130,21 +130,18 @@ class Registry:
 
     async def _restart(self, model: str, delay: float) -> None:
         """Start `model` again, retrying with back-off while its start fails."""
+        crashes = self.crashes.setdefault(model, Crashes())
         while True:
             await asyncio.sleep(delay)
+            # A timer may fire a hair before the clock says the back-off is over; the load would
+            # then be refused as still backing off and count as a failed start, doubling the
+            # back-off, and with every retry early again the model never came back.
+            while (left := crashes.wait_left(time.monotonic())) > 0:
+                await asyncio.sleep(left)
             try:
                 await self.get_any(model)
                 return
             except Exception as exc:
-                left = self.crashes[model].wait_left(time.monotonic())
-                if isinstance(exc, Overloaded) and left > 0:
-                    # Refused for still being inside the back-off (a timer may fire a hair before
-                    # the clock says it is over): wait out the rest. Not a failed start, so the
-                    # back-off must not grow; counting it as one sent the restarts into 30 s
-                    # retries that each came back a hair early, and the model never returned.
-                    delay = left
-                    continue
-                crashes = self.crashes.setdefault(model, Crashes())
                 crashes.record(f"failed to start again: {exc}", time.monotonic())
                 delay = crashes.backoff or FIRST_BACKOFF_S
                 log.error("restarting %s failed (%s); next try in %.0f s", model, exc, delay)
