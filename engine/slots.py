@@ -36,9 +36,12 @@ class SlotPool:
         held = {slot: common_prefix_len(tokens, prompt)
                 for slot, tokens in (*self._cached.items(), *live.items())} if self.enabled else {}
         best_len = max(held.values(), default=0)
-        holders = [slot for slot in self._free if best_len and held.get(slot) == best_len]
-        slot = self._nearest_running(holders or self._free, live)
-        source = slot if holders else next((s for s, n in held.items() if best_len and n == best_len), -1)
+        if best_len == 0:
+            slot, source = self._nearest_running(self._free, live), -1
+        else:
+            holders = [slot for slot in self._free if held.get(slot) == best_len]
+            slot = self._nearest_running(holders or self._free, live)
+            source = slot if holders else next(s for s, n in held.items() if n == best_len)
         self._free.remove(slot)
         self._cached.pop(slot, None)
         return slot, min(best_len, len(prompt) - 1), source

@@ -22,16 +22,16 @@ def run(args: argparse.Namespace) -> int:
         config, origin = load_registry(args.models)
     except ConfigError as exc:
         return fail("models", exc)
-    sources = [(name + (" (default)" if name == spec.id and is_default(spec, config.default) else ""), source)
+    sources = [(name, source, name == spec.id and is_default(spec, config.default))
                for spec in config.models for name, source in sources_of(spec)]
-    rows = [row(name, source) for name, source in sources]
+    rows = [row(name, source, default) for name, source, default in sources]
     widths = [max(len(r[i]) for r in (HEAD, *rows)) for i in range(len(HEAD) - 1)]
     print(f"models of {origin}:")
     for r in (HEAD, *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
-    missing = [(name, source) for (name, source), r in zip(sources, rows) if r[2] == "missing"]
+    missing = [(name, source) for (name, source, _), r in zip(sources, rows) if r[2] == "missing"]
     for name, source in missing:
-        print(f"{name.removesuffix(' (default)')}: {why_missing(source, args.models)}")
+        print(f"{name}: {why_missing(source, args.models)}")
     return 1 if missing else 0
 
 
@@ -39,8 +39,9 @@ def is_default(spec: ModelSpec, default: str) -> bool:
     return spec.id == default or default in spec.aliases
 
 
-def row(name: str, source: Source) -> tuple[str, ...]:
+def row(name: str, source: Source, default: bool) -> tuple[str, ...]:
     path = find_model_file(source)
+    name += " (default)" if default else ""
     if path is None:
         return name, describe(source), "missing", "-", "-"
     return name, describe(source), "present", human_size(path.stat().st_size), str(path)

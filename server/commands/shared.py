@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from engine import ConfigError, ModelsConfig, Source, builtin_default, load_models
+from engine import ConfigError, ModelsConfig, ModelSpec, Source, builtin_default, load_models
 
 DEFAULT_FILE = Path("models.yaml")
 
@@ -42,7 +42,7 @@ def fail(command: str, why: object) -> int:
     return 1
 
 
-def sources_of(spec) -> list[tuple[str, Source]]:
+def sources_of(spec: ModelSpec) -> list[tuple[str, Source]]:
     """A model's source, and its draft model's (named `ID draft`), which the server loads too."""
     found = [(spec.id, spec.source)]
     if spec.draft is not None:
