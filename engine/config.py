@@ -59,6 +59,8 @@ class ModelSpec:
     # context (engine/lookup.py), confirmed by the model in the same decode; 0 turns it off.
     lookup_draft: int = 0
     draft: DraftSpec | None = None  # speculation by a draft model instead (engine/drafter.py)
+    # Tokens of a stream are sent on together for up to this long (engine/outbox.py); 0: each step.
+    stream_interval_ms: int = 50
     embedding: bool = False  # serve /v1/embeddings (pooled vectors) instead of generating text
     preload: bool = False  # load at start-up rather than on first use
     keep_alive: float | None = None  # seconds idle before unloading; None: stay loaded
@@ -89,7 +91,8 @@ def is_pattern(alias: str) -> bool:
     return not GLOB_CHARS.isdisjoint(alias)
 
 
-_INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1, "lookup_draft": 0}
+_INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1, "lookup_draft": 0,
+               "stream_interval_ms": 0}
 _BOOL_FIELDS = ("kv_unified", "prefix_cache", "deterministic", "embedding", "preload")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 

@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 from .core import EngineCore
 from .errors import ContextLengthExceeded, EngineError, InvalidRequest
-from .messages import (Abort, Accepted, CountTokens, Detokenize, Embed, Refused, RenderPrompt, Result, Step, Submit,
+from .messages import (Abort, Accepted, CountTokens, Detokenize, Embed, Refused, RenderPrompt, Result, Submit,
                        Tokenize)
+from .outbox import Outbox
 from .prepare import Preparer
 from .queries import answer
 from .scheduler import Scheduler
@@ -84,7 +85,7 @@ class Inbox:
 
 class GeneratorHost:
     """A text model: requests are prepared on a small thread pool; the loop runs engine steps and
-    publishes one Step message per step."""
+    publishes their Deltas through an Outbox."""
 
     def __init__(self, preparer: Preparer, backend: Any, send: Send, drafter: Any = None):
         self.preparer = preparer
@@ -96,6 +97,7 @@ class GeneratorHost:
         self.core = EngineCore(backend, self.scheduler)
         self.inbox = Inbox()
         self._send = send
+        self._outbox = Outbox(send, spec.stream_interval_ms / 1000)
         self._pool = ThreadPoolExecutor(PREP_THREADS, thread_name_prefix="prepare")
 
     def handle(self, msg: object) -> None:
@@ -125,7 +127,6 @@ class GeneratorHost:
 
     def run(self) -> None:
         """The step loop."""
-        last = None
         while (work := self.inbox.take(self.scheduler.busy)) is not None:
             new, aborts = work
             for seqs in new:
@@ -133,12 +134,9 @@ class GeneratorHost:
             for rid in aborts:
                 self.scheduler.abort(rid)
             self.core.step()
-            deltas, stats = self.scheduler.drain(), self.scheduler.snapshot()
-            if deltas or stats != last:
-                self._send(Step(deltas, stats))
-                last = stats
+            self._outbox.put(self.scheduler.drain(), self.scheduler.snapshot(), idle=not self.scheduler.busy)
         self.scheduler.fail_all(Failure("model_unloaded", "the model was unloaded"))
-        self._send(Step(self.scheduler.drain(), self.scheduler.snapshot()))
+        self._outbox.put(self.scheduler.drain(), self.scheduler.snapshot(), idle=True)
 
     def close(self) -> None:
         self.inbox.close()

@@ -35,9 +35,11 @@ models:
     stop: ["\\n\\n", END]
     sampling: {temperature: 0.5, top_k: 40}
     draft: {source: {path: small.gguf}, n_draft: 5}
+    stream_interval_ms: 0
 """))
     spec = config.models[0]
     assert (spec.draft.source.path, spec.draft.n_draft) == ("small.gguf", 5)
+    assert spec.stream_interval_ms == 0
     assert (spec.id, spec.aliases, spec.n_ctx, spec.parallel, spec.n_gpu_layers) == ("a", ("alpha",), 2048, 2, -1)
     assert spec.stop == ("\n\n", "END")
     assert (spec.source.hf, spec.source.revision, spec.sampling.temperature, spec.sampling.top_k) == ("org/repo", "abc", 0.5, 40)
@@ -57,6 +59,7 @@ models:
     ("models:\n  - id: m\n    source: {path: a}\n    draft: {path: b}\n", "model 'm': field 'draft' must be"),
     ("models:\n  - id: m\n    source: {path: a}\n    draft: {n_draft: 4}\n", "model 'm': draft: field 'source'"),
     ("models:\n  - id: m\n    source: {path: a}\n    draft: {source: {path: b}, n_draft: 0}\n", "draft.n_draft"),
+    ("models:\n  - id: m\n    source: {path: a}\n    stream_interval_ms: -1\n", "field 'stream_interval_ms' must be"),
     ("models:\n  - id: m\n    source: {path: a}\n    lookup_draft: 4\n    draft: {source: {path: b}}\n",
      "'draft' cannot go with 'lookup_draft'"),
 ])
