@@ -38,9 +38,9 @@ def prefill(backend, text: str, seq: int = 0) -> tuple[int, int]:
     return len(tokens) - 1, len(tokens)
 
 
-def generate(backend, constrained_first: bool, n: int = 24) -> list[int]:
+def generate(backend, constrained_first: bool, n: int = 24, grammar: str | None = JSON_ARRAY) -> list[int]:
     row, pos = prefill(backend, "Here are some numbers in a JSON array:")
-    sampler = backend.new_sampler(SamplingParams(temperature=0), Gbnf(JSON_ARRAY))
+    sampler = backend.new_sampler(SamplingParams(temperature=0), Gbnf(grammar) if grammar else None)
     out = []
     try:
         for _ in range(n):
@@ -60,6 +60,17 @@ def test_greedy_output_is_the_same_whether_the_grammar_checks_one_token_or_the_w
     assert first == generate(backend, constrained_first=True)
     text = b"".join(backend.piece(t) for t in first).decode()
     assert text.startswith("[") and len(first) > 3, text
+
+
+def test_plain_greedy_takes_the_rows_argmax_and_picks_what_the_sampler_chain_picks(backend):
+    # sample() reads the argmax in place; sample_constrained() (no grammar here) runs the chain
+    plain = backend.new_sampler(SamplingParams(temperature=0), None)
+    biased = backend.new_sampler(SamplingParams(temperature=0, logit_bias={5: 1.0}), None)
+    assert plain._plain_greedy and not biased._plain_greedy
+    plain.free()
+    biased.free()
+    first = generate(backend, constrained_first=False, grammar=None)
+    assert len(first) > 8 and first == generate(backend, constrained_first=True, grammar=None)
 
 
 def draws(backend, row: int, constrained_first: bool, n: int) -> Counter:

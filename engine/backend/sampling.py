@@ -66,6 +66,13 @@ class Candidates:
         self.array.selected = -1
         self.array.sorted = False
 
+    def argmax(self, row: int) -> tuple[int, float]:
+        """The row's most likely token (the first of equals, as llama.cpp's greedy sampler picks)
+        and its logit, read in place: no copy of the row."""
+        logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self._ctx, row), shape=(self._n,))
+        token = int(logits.argmax())
+        return token, float(logits[token])
+
     def chosen(self) -> tuple[int, float]:
         entry = self.data[self.array.selected]
         return int(entry["id"]), float(entry["logit"])
@@ -85,19 +92,25 @@ class Candidates:
 class Sampler:
     """One sequence's sampler chain and, apart from it, its grammar."""
 
-    __slots__ = ("_chain", "_grammar", "_cand", "_is_eog")
+    __slots__ = ("_chain", "_grammar", "_cand", "_is_eog", "_plain_greedy")
 
     def __init__(self, chain: ll.llama_sampler_p, grammar: ll.llama_sampler_p | None, candidates: Candidates,
-                 is_eog):
+                 is_eog, plain_greedy: bool = False):
         self._chain = chain
         self._grammar = grammar
         self._cand = candidates
         self._is_eog = is_eog
+        # The chain is the greedy sampler alone (no bias, no penalties, no grammar): it keeps no
+        # state, so its choice is the row's argmax, taken without copying the row into candidates.
+        self._plain_greedy = plain_greedy and grammar is None
 
     def sample(self, row: int) -> int | None:
         """The next token from logits row `row`, accepted into the chain and the grammar; None when
         nothing may be sampled (logit_bias and the grammar together forbid every token)."""
         cand = self._cand
+        if self._plain_greedy:
+            token, logit = cand.argmax(row)
+            return token if math.isfinite(logit) else None
         cand.fill(row)
         ll.llama_sampler_apply(self._chain, cand.ref)
         token, logit = cand.chosen()
@@ -173,7 +186,8 @@ def new_sampler(vocab: ll.llama_vocab_p, params: SamplingParams, gbnf: str | Non
         if not grammar:
             ll.llama_sampler_free(chain)
             raise InvalidRequest("the output constraints could not be compiled into a grammar")
-    return Sampler(chain, grammar, candidates, is_eog)
+    plain_greedy = params.temperature <= 0 and not params.logit_bias and ll.llama_sampler_chain_n(chain) == 1
+    return Sampler(chain, grammar, candidates, is_eog, plain_greedy)
 
 
 def check_grammar(vocab: ll.llama_vocab_p, gbnf: str) -> None:
