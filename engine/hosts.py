@@ -133,6 +133,8 @@ class GeneratorHost:
                 self.scheduler.add(seqs)
             for rid in aborts:
                 self.scheduler.abort(rid)
+            if self.scheduler.prefilling:
+                self._outbox.flush()
             self.core.step()
             self._outbox.put(self.scheduler.drain(), self.scheduler.snapshot(), idle=not self.scheduler.busy)
         self.scheduler.fail_all(Failure("model_unloaded", "the model was unloaded"))

@@ -1,8 +1,9 @@
 """What the step loop sends the server. A step's Deltas may be held for up to `interval` seconds
 and sent together, consecutive text merged: every message wakes the server's reader thread, its
 event loop and each client, and on a small machine those wake-ups run on the cores the decode
-needs. A request's first text (or tool call) and its end are never held (time to first token,
-end of reply), nor is anything once the loop runs out of work."""
+needs. A choice's first text (its first answer after reasoning too) and its end are never held
+(time to first token, end of reply), nor is anything once the loop runs out of work or before a
+step that prefills (a prompt chunk can take far longer than the interval)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Outbox:
         self.interval = interval  # seconds; 0: every step is sent as it ends
         self._clock = clock
         self._held: list[tuple[int, Delta]] = []
-        self._streaming: set[int] = set()  # requests whose first text has gone out
+        self._streaming: set[tuple[int, int, bool]] = set()  # (request, choice, reasoning?) begun
         self._sent_at = clock()
         self._stats: EngineStats | None = None
 
@@ -37,13 +38,23 @@ class Outbox:
         self._held = []
         self._sent_at = now
 
+    def flush(self) -> None:
+        """Send what is held now (the next step is a long one)."""
+        if self._held:
+            self._send(Step(coalesce(self._held), self._stats))
+            self._held = []
+            self._sent_at = self._clock()
+
     def _urgent(self, rid: int, delta: Delta) -> bool:
         if delta.finish_reason is not None:
-            self._streaming.discard(rid)
+            self._streaming.difference_update({(rid, delta.choice, False), (rid, delta.choice, True)})
             return True
-        if rid in self._streaming or not (delta.text or delta.reasoning or delta.tool_call):
-            return False  # held: more of a stream, or what it reports before its first text
-        self._streaming.add(rid)
+        if not (delta.text or delta.reasoning or delta.tool_call):
+            return False  # what a request reports before its first text waits for that text
+        key = (rid, delta.choice, bool(delta.reasoning) and not delta.text)
+        if key in self._streaming:
+            return False
+        self._streaming.add(key)
         return True
 
 

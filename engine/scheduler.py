@@ -105,6 +105,12 @@ class Scheduler:
     def busy(self) -> bool:
         return bool(self.running or self.waiting)
 
+    @property
+    def prefilling(self) -> bool:
+        """The next step decodes prompt tokens: a running prompt's, or a waiting one's that can start."""
+        return any(s.state is SeqState.PREFILL for s in self.running) or (
+            bool(self.waiting) and len(self.slots) > len(self.waiting[0].followers))
+
     def add(self, seqs: list[Sequence]) -> None:
         """Queue one request: its first choice leads, the others follow its prompt."""
         seqs[0].followers = seqs[1:]

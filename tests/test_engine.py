@@ -349,3 +349,20 @@ def test_refused_guesses_leave_no_cells_behind():
     prompt_len = len("Repeat: def f(x):\n    return x + 1\n")
     assert all(prompt_len < pos <= prompt_len + 30 for _, pos in h.backend.trims)
     assert h.final(rid).usage.completion_tokens == len("def f(x):\n    return x + 1\n# done") + 1
+
+
+def test_prefilling_says_when_the_next_step_decodes_prompt_tokens():
+    # the worker sends what it holds before such a step: a prompt chunk can take far longer than
+    # the streaming interval
+    h = Harness(FakeBackend(n_seq=1, n_batch=4))
+    assert not h.scheduler.prefilling
+    first = h.submit(request(text="a long prompt", seed=1))
+    assert h.scheduler.prefilling  # waiting, and a slot is free
+    h.step()
+    assert h.scheduler.prefilling  # its prompt takes several steps of 4 tokens
+    while not h.deltas[first] or not h.text(first):
+        h.step()
+    assert not h.scheduler.prefilling  # decoding now
+    h.submit(request(text="b", seed=2))
+    assert not h.scheduler.prefilling  # waiting, but no slot is free
+    h.run()

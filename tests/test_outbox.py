@@ -81,13 +81,30 @@ def test_interval_zero_sends_every_step():
     assert [texts(s) for s in sent] == [[(1, "0")], [(1, "1")], [(1, "2")], [(1, "3")]]
 
 
-def test_a_finished_request_id_counts_as_new_if_it_streams_again():
-    # n choices share a request id: one choice's end must not make the others' text wait forever
+def test_each_choices_first_text_and_a_first_answer_after_reasoning_go_at_once():
     box, sent, clock = outbox()
-    box.put([(1, Delta(text="a", choice=0)), (1, Delta(text="b", choice=1))], stats(1), idle=False)
-    box.put([(1, Delta(finish_reason=FinishReason.STOP, choice=0, usage=Usage()))], stats(2), idle=False)
-    box.put([(1, Delta(text="c", choice=1))], stats(3), idle=False)
+    box.put([(1, Delta(text="a", choice=0))], stats(1), idle=False)
+    box.put([(1, Delta(text="b", choice=0)), (1, Delta(text="x", choice=1))], stats(2), idle=False)
+    assert len(sent) == 2  # choice 1 began
+    box.put([(1, Delta(text="y", choice=1))], stats(3), idle=False)
+    assert len(sent) == 2
+    box.put([(2, Delta(reasoning="hmm"))], stats(4), idle=False)
+    box.put([(2, Delta(reasoning="m"))], stats(5), idle=False)
     assert len(sent) == 3
+    box.put([(2, Delta(text="Yes"))], stats(6), idle=False)  # the answer a client shows begins
+    assert len(sent) == 4 and [(d.reasoning, d.text) for _, d in sent[-1].deltas] == [("m", ""), ("", "Yes")]
+
+
+def test_flush_sends_what_is_held_with_the_last_counters_sent():
+    box, sent, clock = outbox()
+    box.flush()
+    assert sent == []
+    box.put([(1, Delta(text="a"))], stats(1), idle=False)
+    box.put([(1, Delta(text="b"))], stats(2), idle=False)
+    box.flush()
+    assert [texts(s) for s in sent] == [[(1, "a")], [(1, "b")]] and sent[1].stats == stats(1)
+    box.flush()
+    assert len(sent) == 2
 
 
 def lp(token):

@@ -110,7 +110,9 @@ class Sampler:
         cand = self._cand
         if self._plain_greedy:
             token, logit = cand.argmax(row)
-            return token if math.isfinite(logit) else None
+            if math.isfinite(logit):
+                return token
+            # a NaN or infinite logit (a broken model): the chain's own rules decide, as before
         cand.fill(row)
         ll.llama_sampler_apply(self._chain, cand.ref)
         token, logit = cand.chosen()

@@ -221,10 +221,12 @@ function finish(reply, view) {
 }
 
 // Tokens, time to first token, decode rate, cached prompt tokens. A stopped reply has no usage:
-// its tokens are counted from the chunks that came (about one per token).
+// its tokens are estimated from its text (a chunk may carry several tokens: the server sends a
+// stream's tokens on together for up to stream_interval_ms), at about 4 characters a token.
 function statsLine(reply) {
   const usage = reply.usage;
-  const tokens = usage ? usage.completion_tokens : reply.chunks;
+  const tokens = usage ? usage.completion_tokens
+    : Math.max(reply.chunks, Math.round((reply.content.length + reply.reasoning.length) / 4));
   const parts = [usage ? `${tokens} tokens` : `≈${tokens} tokens`];
   if (reply.first !== null) {
     parts.push(`TTFT ${Math.round(reply.first - reply.started)} ms`);
