@@ -81,7 +81,8 @@ def _joinable(a: Delta, b: Delta) -> bool:
 
 
 # Anything else a Delta carries (a tool call, usage, an end) keeps it apart, fields added later too.
-_OTHER_FIELDS = tuple((f.name, f.default) for f in fields(Delta) if f.name not in ("text", "reasoning", "choice", "logprobs"))
+_JOINED = ("text", "reasoning", "choice", "logprobs")
+_OTHER_FIELDS = tuple((f.name, f.default) for f in fields(Delta) if f.name not in _JOINED)
 
 
 def _plain(delta: Delta) -> bool:
