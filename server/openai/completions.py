@@ -167,7 +167,9 @@ class CompletionRenderer:
         lp = None
         if self._body.logprobs is not None:
             lp = legacy_logprobs([delta], self._offsets[delta.choice])
-        self._offsets[delta.choice] += len(delta.text)
+            # Offsets follow the tokens, not this chunk's text: text held back (a stop string's
+            # possible start) arrives in a later chunk than its token.
+            self._offsets[delta.choice] += sum(len(e.token) for e in delta.logprobs or [])
         return [self._chunk(delta.choice, delta.text, logprobs=lp)]
 
     def on_finish(self, delta: Delta) -> list[bytes]:

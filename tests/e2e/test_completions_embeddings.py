@@ -87,3 +87,17 @@ def test_embedding_errors(client):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=EMBED, messages=[{"role": "user", "content": "x"}])
     assert "embedding model" in info.value.body["message"]
+
+
+def test_legacy_stream_logprobs_match_the_whole_reply_while_stop_strings_hold_text_back(client):
+    # Each stop string here begins with a common letter: whenever a token ends in one, its text
+    # is held until the next token shows the stop string did not follow, so text lags its tokens.
+    kw = dict(model=MODEL, prompt="Once upon a time", max_tokens=24, temperature=0, logprobs=1,
+              stop=["e\x01", "a\x01", "o\x01", "t\x01"])
+    whole = client.completions.create(**kw).choices[0]
+    chunks = list(client.completions.create(stream=True, **kw))
+    tokens = [t for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.tokens]
+    offsets = [o for c in chunks if c.choices and c.choices[0].logprobs for o in c.choices[0].logprobs.text_offset]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.text
+    assert tokens == whole.logprobs.tokens and len(tokens) > 8
+    assert offsets == whole.logprobs.text_offset
