@@ -30,20 +30,20 @@ class Outbox:
         self._held += deltas
         urgent = [self._urgent(rid, delta) for rid, delta in deltas]  # each one looked at: it notes firsts
         now = self._clock()
-        if not (idle or any(urgent) or now - self._sent_at >= self.interval):
-            return
+        if idle or any(urgent) or now - self._sent_at >= self.interval:
+            self._send_held(stats, now)
+
+    def flush(self) -> None:
+        """Send what is held now (the next step is a long one)."""
+        if self._held:
+            self._send_held(self._stats, self._clock())
+
+    def _send_held(self, stats: EngineStats | None, now: float) -> None:
         if self._held or stats != self._stats:
             self._send(Step(coalesce(self._held), stats))
             self._stats = stats
         self._held = []
         self._sent_at = now
-
-    def flush(self) -> None:
-        """Send what is held now (the next step is a long one)."""
-        if self._held:
-            self._send(Step(coalesce(self._held), self._stats))
-            self._held = []
-            self._sent_at = self._clock()
 
     def _urgent(self, rid: int, delta: Delta) -> bool:
         if delta.finish_reason is not None:

@@ -108,8 +108,11 @@ class Scheduler:
     @property
     def prefilling(self) -> bool:
         """The next step decodes prompt tokens: a running prompt's, or a waiting one's that can start."""
-        return any(s.state is SeqState.PREFILL for s in self.running) or (
-            bool(self.waiting) and len(self.slots) > len(self.waiting[0].followers))
+        return any(s.state is SeqState.PREFILL for s in self.running) or self._can_admit()
+
+    def _can_admit(self) -> bool:
+        # A request with n choices is admitted whole: its followers need slots at once.
+        return bool(self.waiting) and len(self.slots) > len(self.waiting[0].followers)
 
     def add(self, seqs: list[Sequence]) -> None:
         """Queue one request: its first choice leads, the others follow its prompt."""
@@ -135,9 +138,8 @@ class Scheduler:
     # --- admission ---------------------------------------------------------------------------
 
     def admit(self) -> None:
-        # A request with n choices is admitted whole: its followers need slots at once.
         deferred = []
-        while self.waiting and len(self.slots) > len(self.waiting[0].followers):
+        while self._can_admit():
             seq = self.waiting.popleft()
             if self._prefix_coming(seq):
                 deferred.append(seq)

@@ -188,7 +188,8 @@ def new_sampler(vocab: ll.llama_vocab_p, params: SamplingParams, gbnf: str | Non
         if not grammar:
             ll.llama_sampler_free(chain)
             raise InvalidRequest("the output constraints could not be compiled into a grammar")
-    plain_greedy = params.temperature <= 0 and not params.logit_bias and ll.llama_sampler_chain_n(chain) == 1
+    # A bias or penalties add samplers before greedy's: a chain of one is greedy alone.
+    plain_greedy = params.temperature <= 0 and ll.llama_sampler_chain_n(chain) == 1
     return Sampler(chain, grammar, candidates, is_eog, plain_greedy)
 
 
