@@ -52,6 +52,10 @@ class ModelSpec:
     n_threads: int | None = None  # None: every core
     n_batch: int = 512  # tokens per decode step (the prefill budget)
     kv_unified: bool = False  # one KV pool for all sequences instead of a stream each
+    # Flash attention: None lets llama.cpp choose (on wherever it runs). On CPU its kernel costs
+    # far more per cached token for some models (SmolLM2: head size 64) than the plain
+    # attention's matrix products, so a long context decodes up to 2-3x slower with it.
+    flash_attn: bool | None = None
     prefix_cache: bool = True  # reuse KV cells of prompt prefixes computed before
     # Same request, same text, whatever else runs: no prefix cache, one sequence per decode step.
     deterministic: bool = False
@@ -67,6 +71,8 @@ class ModelSpec:
     chat_template: str | None = None
     # Stop strings added to every request's own (e.g. for a model that seldom ends its replies).
     stop: tuple[str, ...] = ()
+    # Tokens a reply may have when its request sets no cap (Codex sends none); None: up to n_ctx.
+    max_tokens: int | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
 
@@ -92,7 +98,7 @@ def is_pattern(alias: str) -> bool:
 
 
 _INT_FIELDS = {"n_ctx": 1, "parallel": 1, "n_gpu_layers": -1, "n_threads": 1, "n_batch": 1, "lookup_draft": 0,
-               "stream_interval_ms": 0}
+               "stream_interval_ms": 0, "max_tokens": 1}
 _BOOL_FIELDS = ("kv_unified", "prefix_cache", "deterministic", "embedding", "preload")
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)} - {"logit_bias"}
 
@@ -135,6 +141,7 @@ def builtin_default() -> ModelsConfig:
         source=Source(package=DEFAULT_PACKAGE, file=DEFAULT_FILE),
         n_ctx=4096,
         parallel=8,
+        flash_attn=False,  # as models.yaml says why
     )
     return ModelsConfig(default=spec.id, models=(spec,))
 
@@ -147,8 +154,8 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ConfigError(f"{where}: field 'id' is required and must be a non-empty string")
     where = f"{path}: model {model_id!r}"
-    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", "stop", "draft", *_BOOL_FIELDS,
-             *_INT_FIELDS}
+    known = {"id", "aliases", "source", "chat_template", "sampling", "keep_alive", "stop", "draft", "flash_attn",
+             *_BOOL_FIELDS, *_INT_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -173,6 +180,10 @@ def _parse_model(path: Any, index: int, raw: Any) -> ModelSpec:
             if not isinstance(raw[name], bool):
                 raise ConfigError(f"{where}: field {name!r} must be true or false")
             kwargs[name] = raw[name]
+    if raw.get("flash_attn", "auto") != "auto":
+        if not isinstance(raw["flash_attn"], bool):
+            raise ConfigError(f"{where}: field 'flash_attn' must be true, false or auto")
+        kwargs["flash_attn"] = raw["flash_attn"]
     if "chat_template" in raw:
         if not isinstance(raw["chat_template"], str):
             raise ConfigError(f"{where}: field 'chat_template' must be a string")

@@ -72,6 +72,7 @@ def _backend(start: Start, source: Source | None = None, name: str = "") -> Any:
         n_gpu_layers=spec.n_gpu_layers,
         kv_unified=spec.kv_unified,
         embeddings=spec.embedding,
+        flash_attn=spec.flash_attn,
         model_id=name or spec.id,
     )
     if spec.n_ctx > backend.n_ctx_train > 0:

@@ -73,7 +73,7 @@ class Preparer:
         if len(prompt) >= self.spec.n_ctx:
             raise ContextLengthExceeded(len(prompt), self.spec.n_ctx, request.max_tokens)
         room = self.spec.n_ctx - len(prompt)
-        max_tokens = min(request.max_tokens or room, room)
+        max_tokens = min(request.max_tokens or self.spec.max_tokens or room, room)
         in_think = text.rstrip().endswith(OPEN_THINK)
         return [self._sequence(rid, request, prompt, grammar, max_tokens, i, in_think) for i in range(request.n)]
 

@@ -36,10 +36,13 @@ models:
     sampling: {temperature: 0.5, top_k: 40}
     draft: {source: {path: small.gguf}, n_draft: 5}
     stream_interval_ms: 0
+    flash_attn: off
+    max_tokens: 512
 """))
     spec = config.models[0]
     assert (spec.draft.source.path, spec.draft.n_draft) == ("small.gguf", 5)
     assert spec.stream_interval_ms == 0
+    assert (spec.flash_attn, spec.max_tokens) == (False, 512)
     assert (spec.id, spec.aliases, spec.n_ctx, spec.parallel, spec.n_gpu_layers) == ("a", ("alpha",), 2048, 2, -1)
     assert spec.stop == ("\n\n", "END")
     assert (spec.source.hf, spec.source.revision, spec.sampling.temperature, spec.sampling.top_k) == ("org/repo", "abc", 0.5, 40)
@@ -60,6 +63,8 @@ models:
     ("models:\n  - id: m\n    source: {path: a}\n    draft: {n_draft: 4}\n", "model 'm': draft: field 'source'"),
     ("models:\n  - id: m\n    source: {path: a}\n    draft: {source: {path: b}, n_draft: 0}\n", "draft.n_draft"),
     ("models:\n  - id: m\n    source: {path: a}\n    stream_interval_ms: -1\n", "field 'stream_interval_ms' must be"),
+    ("models:\n  - id: m\n    source: {path: a}\n    max_tokens: 0\n", "field 'max_tokens' must be an integer >= 1"),
+    ("models:\n  - id: m\n    source: {path: a}\n    flash_attn: fast\n", "field 'flash_attn' must be true, false or auto"),
     ("models:\n  - id: m\n    source: {path: a}\n    lookup_draft: 4\n    draft: {source: {path: b}}\n",
      "'draft' cannot go with 'lookup_draft'"),
 ])
@@ -67,6 +72,22 @@ def test_invalid_files_name_the_model_and_field(tmp_path, body, expected):
     with pytest.raises(ConfigError, match=None) as info:
         load_models(write(tmp_path, body))
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("value, expected", [("auto", None), ("true", True), ("on", True), ("false", False)])
+def test_flash_attn_is_llama_cpps_choice_unless_set(tmp_path, value, expected):
+    spec = load_models(write(tmp_path, f"models:\n  - id: m\n    source: {{path: a}}\n    flash_attn: {value}\n")).models[0]
+    assert spec.flash_attn is expected
+    assert load_models(write(tmp_path, "models:\n  - id: m\n    source: {path: a}\n")).models[0].flash_attn is None
+
+
+def test_the_default_model_decodes_with_plain_attention_whichever_registry_names_it():
+    # Measured on CPU (README, "Attention on CPU"): flash attention decodes SmolLM2 2-3x slower
+    # at 1-2k tokens of context.
+    from engine.config import builtin_default
+    shipped = load_models(ROOT / "models.yaml")
+    assert next(s for s in shipped.models if s.id == shipped.default).flash_attn is False
+    assert builtin_default().models[0].flash_attn is False
 
 
 PATTERNS = """

@@ -23,9 +23,10 @@ class Harness:
     """A worker's engine without the worker: submit, then step until done."""
 
     def __init__(self, backend: FakeBackend, n_ctx: int = 64, prefix_cache: bool = True, stop: tuple = (),
-                 lookup_draft: int = 0):
+                 lookup_draft: int = 0, max_tokens: int | None = None):
         spec = ModelSpec(id="fake", source=Source(path="x"), n_ctx=n_ctx, parallel=backend.n_seq,
-                         n_batch=backend.n_batch, prefix_cache=prefix_cache, stop=stop, lookup_draft=lookup_draft)
+                         n_batch=backend.n_batch, prefix_cache=prefix_cache, stop=stop, lookup_draft=lookup_draft,
+                         max_tokens=max_tokens)
         self.backend = backend
         self.preparer = Preparer(spec, backend, ChatTemplate(PLAIN))
         self.scheduler = Scheduler(backend, prefix_cache=prefix_cache, lookup_draft=lookup_draft)
@@ -88,6 +89,14 @@ def test_max_tokens_ends_with_length(h):
     rid = h.submit(request(seed=3, max_tokens=4))
     h.run()
     assert (h.text(rid), h.final(rid).finish_reason) == ("0123", FinishReason.LENGTH)
+
+
+def test_the_models_max_tokens_caps_a_request_that_sets_none(backend):
+    h = Harness(backend, max_tokens=3)
+    uncapped, capped = h.submit(request(seed=3)), h.submit(request(seed=3, max_tokens=5))
+    h.run()
+    assert (h.text(uncapped), h.final(uncapped).finish_reason) == ("012", FinishReason.LENGTH)
+    assert (h.text(capped), h.final(capped).finish_reason) == ("01234", FinishReason.LENGTH)
 
 
 def test_stop_string_is_cut_and_ends_with_stop(h):

@@ -41,7 +41,8 @@ def _has_amx() -> bool:
     return b"AMX_INT8 = 1" in ll.llama_print_system_info()
 
 
-def _context_params(n_ctx: int, n_seq: int, n_batch: int, threads: int, kv_unified: bool, embeddings: bool):
+def _context_params(n_ctx: int, n_seq: int, n_batch: int, threads: int, kv_unified: bool, embeddings: bool,
+                    flash_attn: bool | None = None):
     cparams = ll.llama_context_default_params()
     # n_ctx: room for every sequence to reach its own n_ctx. Without kv_unified each sequence gets
     # its own KV stream, so attention never scans (masked) cells of other sequences or of
@@ -53,6 +54,8 @@ def _context_params(n_ctx: int, n_seq: int, n_batch: int, threads: int, kv_unifi
     cparams.n_threads = threads
     cparams.n_threads_batch = threads
     cparams.kv_unified = kv_unified
+    if flash_attn is not None:
+        cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
     if embeddings:
         # Pooled sentence vectors; a model without its own pooling gets mean pooling.
         cparams.embeddings = True
@@ -76,6 +79,7 @@ class Backend(Vocabulary):
         n_gpu_layers: int = 0,
         kv_unified: bool = False,
         embeddings: bool = False,
+        flash_attn: bool | None = None,
         model_id: str = "",
     ):
         _init_backend()
@@ -94,7 +98,7 @@ class Backend(Vocabulary):
         self.n_ctx_train = ll.llama_model_n_ctx_train(self._model)
 
         threads = n_threads or os.cpu_count() or 1
-        cparams = _context_params(n_ctx_per_seq * n_seq, n_seq, n_batch, threads, kv_unified, embeddings)
+        cparams = _context_params(n_ctx_per_seq * n_seq, n_seq, n_batch, threads, kv_unified, embeddings, flash_attn)
         self.kv_unified = kv_unified
         self._ctx = ll.llama_init_from_model(self._model, cparams)
         if not self._ctx:
