@@ -14,7 +14,7 @@ from typing import Any, Callable, Coroutine, Iterator
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .errors import ApiError
@@ -40,7 +40,11 @@ class CheckedRoute(APIRoute):
             return handler
 
         async def checked(request: Request) -> Response:
-            await parsed_body(request)
+            try:
+                await parsed_body(request)
+            except ClientDisconnect:  # gone before its body was whole: no fault of ours, nobody reads this
+                log.debug("client went away while sending the body of %s", request.url.path)
+                return Response(status_code=499)
             return await handler(request)
 
         return checked

@@ -13,6 +13,9 @@ import pytest
 
 from engine.errors import InvalidRequest
 from engine.gbnf import GrammarBuilder
+from engine.gbnf.ir import SURROGATES, Cls, Rep, intersect
+from engine.gbnf.json_rules import PLAIN_CHAR
+from engine.gbnf.pattern import pattern_body
 from tests.gbnf_worker import grammar_of
 
 PARAM = "response_format.json_schema.schema"
@@ -305,3 +308,52 @@ def test_a_lone_surrogate_is_written_as_its_json_escape(worker):
     gbnf = grammar_of({"enum": ["\ud83d"]})
     gbnf.encode()  # would raise UnicodeEncodeError if the surrogate were left raw
     assert worker.accept(gbnf, ['"\\ud83d"']) == [True]
+
+
+# --- 6. surrogates and numeric bounds ---------------------------------------------------------------
+
+@pytest.mark.parametrize("pattern", [r"^\ud800{2}$", r"^[\ud800-\udfff]+$", r"^[\udc00-\udfff]$"])
+def test_a_pattern_only_surrogates_match_is_a_400(pattern):
+    # Before: the grammar allowed the surrogate's three bytes, so the model wrote text that is not
+    # UTF-8 (U+FFFD in the reply) under a schema it claimed to follow.
+    with pytest.raises(InvalidRequest, match="no value"):
+        grammar_of({"type": "string", "pattern": pattern})
+
+
+def test_character_sets_leave_surrogates_out(worker):
+    for pattern in (r"^[\ud000-\ue000]$", r"^.$", r"(?s)^.$", r"^[^a]$", r"^\W\S\D$"):
+        assert not [c for c in _classes(pattern_body(pattern)) if intersect(c.ranges, SURROGATES)], pattern
+    assert not intersect(PLAIN_CHAR.ranges, SURROGATES)  # any JSON string's characters
+    gbnf = grammar_of({"type": "string", "pattern": r"^[\ud000-\ue000]$"})
+    assert worker.accept(gbnf, ['"\ud000"', '"\ud7ff"', '"\ue000"', '"a"']) == [True, True, True, False]
+
+
+def _classes(expr):
+    if isinstance(expr, Cls):
+        yield expr
+    for child in getattr(expr, "items", ()) or ((expr.item,) if isinstance(expr, Rep) else ()):
+        yield from _classes(child)
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "integer", "minimum": 10, "maximum": 1},
+    {"type": "integer", "exclusiveMinimum": 5, "exclusiveMaximum": 6},
+    {"type": "number", "minimum": 2.5, "maximum": 2},
+    {"type": "number", "exclusiveMinimum": 5, "maximum": 5},
+])
+def test_numeric_bounds_nothing_satisfies_are_a_400(schema):
+    # Before: only the sign was kept, so an impossible range was served with numbers outside it
+    # (while minLength above maxLength was already a 400).
+    with pytest.raises(InvalidRequest, match="no value"):
+        grammar_of(schema)
+
+
+@pytest.mark.parametrize("schema, good, bad", [
+    ({"type": "integer", "minimum": 10, "maximum": 20}, ["10", "15", "20"], ["9", "21", "1975222686", "15.0"]),
+    ({"type": "integer", "minimum": -3, "exclusiveMaximum": 2}, ["-3", "0", "1"], ["2", "-4", "-0"]),
+    ({"type": "integer", "exclusiveMinimum": 4.5, "maximum": 6.9}, ["5", "6"], ["4", "7"]),
+    ({"type": "integer", "minimum": 0, "maximum": 10**6}, ["5", "999999"], ["-1"]),  # wide: only the sign
+])
+def test_a_few_integers_between_bounds_are_spelled_out(worker, schema, good, bad):
+    gbnf = grammar_of(schema)
+    assert worker.accept(gbnf, good + bad) == [True] * len(good) + [False] * len(bad)

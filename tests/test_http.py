@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 
@@ -117,3 +118,49 @@ async def test_a_crashed_worker_ends_the_stream_with_model_crashed_and_health_re
     assert (await http.post("/v1/chat/completions", json=chat(1))).json()["choices"][0]["message"]["content"] == "abc"
     models = (await http.get("/v1/models")).json()["data"]
     assert models[0]["restarts"] == 1 and "SIGKILL" in models[0]["last_crash"]
+
+
+async def test_a_prompt_list_the_engine_could_never_hold_is_a_400_not_an_endless_503(http):
+    # Before: each prompt was submitted in turn until the queue was full, then 503 "overloaded",
+    # which an SDK retries forever, and the prompts already queued were aborted.
+    room = Settings().max_queue + spec().parallel
+    r = await http.post("/v1/completions", json={"model": "f", "prompt": ["a"] * (room + 1), "max_tokens": 2})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    assert str(room) in r.json()["error"]["message"]
+    assert (await http.post("/v1/completions", json={"model": "f", "prompt": ["a", "b"], "max_tokens": 2})).status_code == 200
+    assert http.registry.loaded("fake").stats().aborted == 0
+
+
+async def test_a_client_gone_before_its_body_is_whole_is_no_server_error(http, caplog):
+    # Before: starlette's ClientDisconnect escaped the body check: a 500 with a traceback in the
+    # log and in ggserve_requests_total, which any client could inflate.
+    app = http._transport.app
+    messages = iter([{"type": "http.request", "body": b'{"model":', "more_body": True}, {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+             "client": ("127.0.0.1", 1234), "server": ("test", 80)}
+    with caplog.at_level(logging.DEBUG):
+        await app(scope, receive, send)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [499]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    metrics = (await http.get("/metrics")).text
+    assert 'status="500"' not in metrics and 'status="499"' in metrics
+
+
+async def test_booleans_are_not_token_ids(http):
+    r = await http.post("/v1/embeddings", json={"model": "f", "input": [True, False]})
+    assert r.status_code == 400 and r.json()["error"]["param"].startswith("input")
+
+
+async def test_an_item_reference_without_an_id_is_a_400(http):
+    r = await http.post("/v1/responses", json={"model": "f", "input": [{"type": "item_reference"}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input[0].id"

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Union
 
 MAX_CODE_POINT = 0x10FFFF
+# UTF-16 halves: no text holds one alone, and a grammar that allowed one would make the model
+# write bytes that are not UTF-8. Every character of JSON text is a code point outside this range.
+SURROGATES = ((0xD800, 0xDFFF),)
 Ranges = tuple[tuple[int, int], ...]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from .ir import EMPTY, Cls, Expr, Lit, Ref, alt, chars, opt, rep, seq
+from .ir import EMPTY, MAX_CODE_POINT, SURROGATES, Cls, Expr, Lit, Ref, alt, chars, opt, rep, seq
 
 SPACE = Ref("space")
 DIGIT = Cls(((0x30, 0x39),))
@@ -24,7 +24,7 @@ MAX_EXPONENT_DIGITS = 3
 
 # A JSON string character: anything but '"', '\' and control characters, or an escape. A
 # surrogate pair is one character of the decoded string, so it counts as one against maxLength.
-PLAIN_CHAR = Cls(((0x20, 0x21), (0x23, 0x5B), (0x5D, 0x10FFFF)))
+PLAIN_CHAR = Cls(((0x20, 0x21), (0x23, 0x5B), (0x5D, SURROGATES[0][0] - 1), (SURROGATES[0][1] + 1, MAX_CODE_POINT)))
 _SURROGATE_PAIR = seq(Lit("u"), Cls(chars("dD")), Cls(chars("89abAB")), rep(HEX, 2, 2),
                       Lit("\\u"), Cls(chars("dD")), Cls(chars("cdefCDEF")), rep(HEX, 2, 2))
 ESCAPE = seq(Lit("\\"), alt(Cls(chars('"\\/bfnrt')), seq(Lit("u"), rep(HEX, 4, 4)), _SURROGATE_PAIR))

@@ -19,8 +19,8 @@ import re
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as sre  # type: ignore[attr-defined]
 
-from .ir import (EMPTY, MAX_CODE_POINT, Cls, Expr, Lit, Ranges, alt, chars, complement, intersect, normalize,
-                 rep, seq, subtract)
+from .ir import (EMPTY, MAX_CODE_POINT, SURROGATES, Cls, Expr, Lit, Ranges, alt, chars, complement, intersect,
+                 normalize, rep, seq, subtract)
 from .json_rules import CHAR, json_text
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ def pattern_body(pattern: str) -> Expr | None:
 
 
 def json_chars(ranges: Ranges) -> Expr:
-    """Characters of `ranges` as JSON string text: themselves, or their escapes."""
+    """Characters of `ranges` as JSON string text: themselves, or their escapes. Surrogates are
+    no characters of any string: a set of nothing else matches nothing."""
+    ranges = subtract(ranges, SURROGATES)
     parts: list[Expr] = []
     plain = subtract(ranges, JSON_SPECIAL)
     if len(plain) == 1 and plain[0][0] == plain[0][1]:

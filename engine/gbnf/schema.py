@@ -11,6 +11,7 @@ Python recursion follows the schema's nesting (capped by document.MAX_DEPTH and 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from .document import Document, Path, SchemaProblem
@@ -21,6 +22,7 @@ from .pattern import InvalidPattern, pattern_body
 from .shapes import array_body, object_body
 
 MAX_VISIT_DEPTH = 64
+MAX_SPELLED_INTEGERS = 256  # an integer range this small becomes its values, one by one
 MAX_WORK = 100_000  # subschemas visited; merging and alternatives may visit a part many times
 
 KEYWORDS_OF = {
@@ -148,7 +150,7 @@ class SchemaConverter:
         if kind == "string":
             return self.string(schema, path, hint)
         if kind in ("number", "integer"):
-            return Ref(_number_rule(schema, kind == "integer"))
+            return number_expr(schema, kind == "integer")
         if kind == "boolean":
             return seq(alt(Lit("true"), Lit("false")), SPACE)
         return NULL if kind == "null" else ANY
@@ -213,6 +215,36 @@ def _json_type(value: Any) -> set[str]:
 
 def _count(value: Any, default: int | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def number_expr(schema: dict, integer: bool) -> Expr:
+    """A number within the schema's bounds: nothing when none is (minimum above maximum, say), each
+    one spelled out when they hold a few integers, else a superset that keeps only the sign."""
+    low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
+    if low is not None and high is not None:
+        if integer:
+            first = math.floor(low[0]) + 1 if low[1] else math.ceil(low[0])
+            last = math.ceil(high[0]) - 1 if high[1] else math.floor(high[0])
+            if last < first:
+                return NEVER
+            if last - first < MAX_SPELLED_INTEGERS:
+                return seq(alt(*(Lit(str(v)) for v in range(first, last + 1))), SPACE)
+        elif low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1])):
+            return NEVER
+    return Ref(_number_rule(schema, integer))
+
+
+def _bound(schema: dict, inclusive: str, exclusive: str, pick: Callable) -> tuple[float, bool] | None:
+    """The tighter of a bound's two keywords, as (value, exclusive?); at a tie the exclusive one."""
+    found = [(schema[key], key == exclusive) for key in (inclusive, exclusive) if _is_number(schema.get(key))]
+    if not found:
+        return None
+    value = pick(v for v, _ in found)
+    return value, any(strict for v, strict in found if v == value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and math.isfinite(value)
 
 
 def _number_rule(schema: dict, integer: bool) -> str:

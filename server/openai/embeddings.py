@@ -6,7 +6,7 @@ import base64
 import struct
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ..errors import ApiError
 from ..access import note
@@ -20,7 +20,8 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    # Strict: a JSON true is no token id (pydantic would read it as 1).
+    input: str | list[str] | list[StrictInt] | list[list[StrictInt]]
     encoding_format: str = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None

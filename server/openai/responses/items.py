@@ -70,7 +70,9 @@ class InputReader:
         return self.out
 
     def _resolve(self, where: str, ref: dict) -> dict:
-        found = self._lookup(str(ref.get("id", "")))
+        if not isinstance(ref.get("id"), str) or not ref["id"]:
+            raise ApiError(400, f"{where}.id must be the id of a stored item", param=f"{where}.id")
+        found = self._lookup(ref["id"])
         if found is None:
             raise ApiError(404, f"Item with id '{ref.get('id')}' not found.", param=f"{where}.id")
         return found
