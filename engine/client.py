@@ -81,6 +81,11 @@ class EngineClient:
         return len(self._pending)
 
     @property
+    def room(self) -> int:
+        """Requests this model holds at once, queued or running: beyond them submit() refuses."""
+        return self.max_queue + self.info.n_seq
+
+    @property
     def idle(self) -> bool:
         return self.leases == 0 and self.in_flight == 0
 
@@ -103,7 +108,7 @@ class EngineClient:
         """Validate and enqueue; the returned Generation yields Deltas as the worker makes them.
         Checks and preparation errors surface here, before any byte is streamed."""
         self._check_open()
-        if self.in_flight >= self.max_queue + self.info.n_seq:
+        if self.in_flight >= self.room:
             raise Overloaded(self.spec.id, retry_after=1.0)  # refused now, not queued without end
         rid = next(self._ids)
         gen = Generation(request.n, lambda: self._send(Abort(rid)))
@@ -128,7 +133,7 @@ class EngineClient:
     async def embed(self, inputs: list[str | list[int]]) -> tuple[list[list[float]], int]:
         """Unit vectors for each input, and the number of tokens read."""
         self._check_open()
-        if self.in_flight >= self.max_queue + self.info.n_seq:
+        if self.in_flight >= self.room:
             raise Overloaded(self.spec.id, retry_after=1.0)
         rid = next(self._ids)
         return await self._call(rid, Embed(rid, list(inputs)))

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errors import InvalidRequest
 from engine.gbnf import GrammarBuilder
-from engine.gbnf.ir import SURROGATES, Cls, Rep, intersect
-from engine.gbnf.json_rules import PLAIN_CHAR
+from engine.gbnf.ir import SURROGATES, Alt, Cls, Lit, Rep, intersect
+from engine.gbnf.json_rules import PLAIN_CHAR, integer_range
 from engine.gbnf.pattern import pattern_body
 from tests.gbnf_worker import grammar_of
 
@@ -312,7 +315,7 @@ def test_a_lone_surrogate_is_written_as_its_json_escape(worker):
 
 # --- 6. surrogates and numeric bounds ---------------------------------------------------------------
 
-@pytest.mark.parametrize("pattern", [r"^\ud800{2}$", r"^[\ud800-\udfff]+$", r"^[\udc00-\udfff]$"])
+@pytest.mark.parametrize("pattern", [r"^\ud800{2}$", r"^[\udc00-\udfff][\ud800-\udbff]$", r"^[\udc00-\udfff]$"])
 def test_a_pattern_only_surrogates_match_is_a_400(pattern):
     # Before: the grammar allowed the surrogate's three bytes, so the model wrote text that is not
     # UTF-8 (U+FFFD in the reply) under a schema it claimed to follow.
@@ -352,8 +355,45 @@ def test_numeric_bounds_nothing_satisfies_are_a_400(schema):
     ({"type": "integer", "minimum": 10, "maximum": 20}, ["10", "15", "20"], ["9", "21", "1975222686", "15.0"]),
     ({"type": "integer", "minimum": -3, "exclusiveMaximum": 2}, ["-3", "0", "1"], ["2", "-4", "-0"]),
     ({"type": "integer", "exclusiveMinimum": 4.5, "maximum": 6.9}, ["5", "6"], ["4", "7"]),
-    ({"type": "integer", "minimum": 0, "maximum": 10**6}, ["5", "999999"], ["-1"]),  # wide: only the sign
+    ({"type": "integer", "minimum": -10**12, "maximum": 10**15 + 7}, ["-1000000000000", "0", "1000000000000007"],
+     ["-1000000000001", "1000000000000008", "-0", "007"]),
+    ({"type": "integer", "minimum": 0, "maximum": 10**40}, ["5", "9" * 19], ["-1"]),  # past 19 digits: the sign
 ])
-def test_a_few_integers_between_bounds_are_spelled_out(worker, schema, good, bad):
+def test_integers_between_bounds_are_exactly_those(worker, schema, good, bad):
     gbnf = grammar_of(schema)
     assert worker.accept(gbnf, good + bad) == [True] * len(good) + [False] * len(bad)
+
+
+@given(st.integers(-3000, 3000), st.integers(0, 4000))
+@settings(max_examples=200, deadline=None)
+def test_an_integer_range_spells_every_integer_in_it_and_no_other(first, span):
+    pattern = re.compile(_regex(integer_range(first, first + span)) + r"\Z")
+    for v in range(first - 25, first + span + 25):
+        assert bool(pattern.match(str(v))) == (first <= v <= first + span), v
+    assert not any(pattern.match(text) for text in ("-0", "00", "01", "-01", "+1"))
+
+
+def _regex(expr) -> str:
+    """A Python regex matching what a grammar expression matches (characters are ASCII here)."""
+    if isinstance(expr, Lit):
+        return re.escape(expr.text)
+    if isinstance(expr, Cls):
+        return "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in expr.ranges) + "]"
+    if isinstance(expr, Rep):
+        return f"(?:{_regex(expr.item)}){{{expr.min},{'' if expr.max is None else expr.max}}}"
+    joined = ("|" if isinstance(expr, Alt) else "").join(_regex(item) for item in expr.items)
+    return f"(?:{joined})"
+
+
+def test_an_integer_range_costs_a_few_rules_however_many_properties_use_it():
+    # Spelled out value by value, 260 properties of 0..255 passed the grammar size limit.
+    schema = {"type": "object", "required": [f"p{i}" for i in range(260)],
+              "properties": {f"p{i}": {"type": "integer", "minimum": 0, "maximum": 255} for i in range(260)}}
+    assert len(grammar_of(schema)) < 20_000
+
+
+def test_surrogate_pairs_in_a_pattern_are_the_characters_they_spell(worker):
+    # ECMA-262 reads patterns by UTF-16 units; Python's re would see two lone halves.
+    assert worker.accept(grammar_of({"type": "string", "pattern": r"^\ud83d\ude00$"}), ['"\U0001F600"', '"a"']) == [True, False]
+    gbnf = grammar_of({"type": "string", "pattern": r"^(?:[a-z]|[\ud800-\udbff][\udc00-\udfff])+$"})
+    assert worker.accept(gbnf, ['"a\U0001F600b"', '"\U00020000"', '"A"']) == [True, True, False]

@@ -25,6 +25,7 @@ class StubEngine:
     503 so that a request which got this far is told apart from one refused at the edge."""
 
     alive = True
+    room = 72  # EngineClient.room: requests held at once (a queue of 64, 8 sequences)
 
     def __init__(self) -> None:
         self.spec = SimpleNamespace(id=MODEL, n_ctx=4096, aliases=(), embedding=False, sampling=SamplingParams())

@@ -32,6 +32,35 @@ CHAR = Ref("json-char")
 QUOTE = Lit('"')
 
 
+def integer_range(first: int, last: int) -> Expr:
+    """The JSON spellings of the integers first..last (no leading zeros, no "-0") in a few
+    alternatives, however wide the range: each a fixed prefix, a digit from a run, then any digits."""
+    parts = []
+    if first < 0:
+        parts.append(seq(Lit("-"), _natural_range(max(1, -last), -first)))
+    if last >= 0:
+        parts.append(_natural_range(max(0, first), last))
+    return alt(*parts)
+
+
+def _natural_range(a: int, b: int) -> Expr:
+    """a..b (0 <= a <= b) as runs of blocks [head * 10^k, head * 10^k + 10^k - 1]: the head's
+    spelling, then k digits that run over everything."""
+    runs: list[list] = []  # [prefix, first digit, last digit, free digits]
+    while a <= b:
+        k = 0
+        while a % 10 ** (k + 1) == 0 and a + 10 ** (k + 1) - 1 <= b and len(str(a)) == len(str(a + 10 ** (k + 1) - 1)):
+            k += 1
+        head = str(a)[:len(str(a)) - k]  # "" only for the block 0..9
+        run = runs[-1] if runs else None
+        if head and run and run[3] == k and run[0] == head[:-1] and run[2] + 1 == int(head[-1]):
+            run[2] += 1
+        else:
+            runs.append([head[:-1], int(head[-1]), int(head[-1]), k] if head else ["", 0, 9, k - 1])
+        a += 10 ** k
+    return alt(*(seq(Lit(prefix), Cls(((0x30 + lo, 0x30 + hi),)), rep(DIGIT, k, k)) for prefix, lo, hi, k in runs))
+
+
 def _digits_after(first: Expr) -> Expr:
     return seq(first, rep(DIGIT, 0, MAX_INTEGRAL_DIGITS - 1))
 

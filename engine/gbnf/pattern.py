@@ -37,6 +37,9 @@ CATEGORIES = {
     C.CATEGORY_WORD: WORD, C.CATEGORY_NOT_WORD: complement(WORD),
     C.CATEGORY_SPACE: SPACES, C.CATEGORY_NOT_SPACE: complement(SPACES),
 }
+HIGH_SURROGATES: Ranges = ((0xD800, 0xDBFF),)
+LOW_SURROGATES: Ranges = ((0xDC00, 0xDFFF),)
+MAX_PAIR_RANGES = 256  # character ranges one pair of surrogate sets may spell before "any string"
 JSON_SPECIAL = normalize([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)])
 STARTS = (C.AT_BEGINNING, C.AT_BEGINNING_STRING)
 ENDS = (C.AT_END, C.AT_END_STRING)
@@ -136,7 +139,31 @@ class _Converter:
         return seq(EMPTY if start else anything, self.sequence(items, self.flags), EMPTY if end else anything)
 
     def sequence(self, items, flags: int) -> Expr:
-        return seq(*(self.node(op, av, flags) for op, av in items))
+        out, i = [], 0
+        while i < len(items):
+            astral = self.surrogate_pair(items[i], items[i + 1], flags) if i + 1 < len(items) else None
+            out.append(json_chars(astral) if astral else self.node(*items[i], flags))
+            i += 2 if astral else 1
+        return seq(*out)
+
+    def surrogate_pair(self, high_item, low_item, flags: int) -> Ranges | None:
+        """The characters outside the BMP that a high-surrogate set followed by a low-surrogate set
+        spells. JSON Schema patterns are ECMA-262's, read by UTF-16 units: "\\ud83d\\ude00" is
+        one character there, two lone halves to Python's re."""
+        high, low = self.char_set(high_item, flags), self.char_set(low_item, flags)
+        if not high or not low or subtract(high, HIGH_SURROGATES) or subtract(low, LOW_SURROGATES):
+            return None
+        if low == LOW_SURROGATES:  # each high half: a run of 1,024 characters
+            return normalize((_astral(a, 0xDC00), _astral(b, 0xDFFF)) for a, b in high)
+        if sum(b - a + 1 for a, b in high) * len(low) > MAX_PAIR_RANGES:
+            raise Unsupported("too many surrogate pairs")
+        return normalize((_astral(h, a), _astral(h, b)) for lo, hi in high for h in range(lo, hi + 1) for a, b in low)
+
+    def char_set(self, item, flags: int) -> Ranges | None:
+        op, av = item
+        if op is C.LITERAL:
+            return self.literal(av, flags)
+        return self.in_set(av, flags) if op is C.IN else None
 
     def node(self, op, av, flags: int) -> Expr:
         if op is C.LITERAL:
@@ -180,6 +207,10 @@ class _Converter:
         if flags & re.IGNORECASE:
             result = _fold(result)
         return complement(result) if negate else result
+
+
+def _astral(high: int, low: int) -> int:
+    return 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
 
 
 def _fold(ranges: Ranges) -> Ranges:

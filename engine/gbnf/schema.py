@@ -16,13 +16,12 @@ from typing import Any, Callable
 
 from .document import Document, Path, SchemaProblem
 from .ir import EMPTY, NEVER, Expr, Lit, Ref, alt, rep, seq
-from .json_rules import CHAR, FORMATS, QUOTE, SPACE, json_text
+from .json_rules import CHAR, FORMATS, MAX_INTEGRAL_DIGITS, QUOTE, SPACE, integer_range, json_text
 from .merge import TYPES, flatten, merge
 from .pattern import InvalidPattern, pattern_body
 from .shapes import array_body, object_body
 
 MAX_VISIT_DEPTH = 64
-MAX_SPELLED_INTEGERS = 256  # an integer range this small becomes its values, one by one
 MAX_WORK = 100_000  # subschemas visited; merging and alternatives may visit a part many times
 
 KEYWORDS_OF = {
@@ -48,6 +47,7 @@ class SchemaConverter:
         self._ref_rules: dict[Path, str] = {(): name}
         self._queue: list[tuple[str, Path, Any]] = []
         self._work = 0
+        self._ranges: dict[tuple[int, int], Ref] = {}  # integer bounds -> the rule spelling them
 
     def convert(self) -> dict[str, Expr]:
         self.rules[self.name] = EMPTY  # holds the first place in the grammar
@@ -150,10 +150,24 @@ class SchemaConverter:
         if kind == "string":
             return self.string(schema, path, hint)
         if kind in ("number", "integer"):
-            return number_expr(schema, kind == "integer")
+            return self.number(schema, kind == "integer")
         if kind == "boolean":
             return seq(alt(Lit("true"), Lit("false")), SPACE)
         return NULL if kind == "null" else ANY
+
+    def number(self, schema: dict, integer: bool) -> Expr:
+        """A number within the schema's bounds: none when nothing is; exactly the integers between
+        two bounds (one rule per range, shared); else a superset that keeps only the sign."""
+        if numbers_impossible(schema):
+            return NEVER
+        bounds = integer_bounds(schema) if integer else None
+        if bounds is None:
+            return Ref(_number_rule(schema, integer))
+        if bounds[1] < bounds[0]:
+            return NEVER
+        if bounds not in self._ranges:
+            self._ranges[bounds] = self.rule(seq(integer_range(*bounds), SPACE), "integer-range")
+        return self._ranges[bounds]
 
     def string(self, schema: dict, path: Path, hint: str) -> Expr:
         pattern = schema.get("pattern")
@@ -217,21 +231,22 @@ def _count(value: Any, default: int | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
 
 
-def number_expr(schema: dict, integer: bool) -> Expr:
-    """A number within the schema's bounds: nothing when none is (minimum above maximum, say), each
-    one spelled out when they hold a few integers, else a superset that keeps only the sign."""
+def integer_bounds(schema: dict) -> tuple[int, int] | None:
+    """The smallest and largest integer the schema's bounds allow, when it gives both and they fit
+    the digits a JSON integer may have here (first > last: none does)."""
     low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
-    if low is not None and high is not None:
-        if integer:
-            first = math.floor(low[0]) + 1 if low[1] else math.ceil(low[0])
-            last = math.ceil(high[0]) - 1 if high[1] else math.floor(high[0])
-            if last < first:
-                return NEVER
-            if last - first < MAX_SPELLED_INTEGERS:
-                return seq(alt(*(Lit(str(v)) for v in range(first, last + 1))), SPACE)
-        elif low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1])):
-            return NEVER
-    return Ref(_number_rule(schema, integer))
+    if low is None or high is None:
+        return None
+    first = math.floor(low[0]) + 1 if low[1] else math.ceil(low[0])
+    last = math.ceil(high[0]) - 1 if high[1] else math.floor(high[0])
+    if last >= first and max(abs(first), abs(last)) >= 10 ** MAX_INTEGRAL_DIGITS:
+        return None
+    return first, last
+
+
+def numbers_impossible(schema: dict) -> bool:
+    low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
+    return low is not None and high is not None and (low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1])))
 
 
 def _bound(schema: dict, inclusive: str, exclusive: str, pick: Callable) -> tuple[float, bool] | None:

@@ -37,11 +37,11 @@ def prompts_of(body: CompletionRequest) -> list[str]:
                    param="prompt")
 
 
-def check_prompt_count(prompts: list[str], room: int) -> None:
+def check_prompt_count(prompts: list[str], room: int | None) -> None:
     """Each prompt is a request of its own to the engine, which holds at most `room` (its sequences
-    and its queue): a longer list could never be admitted, so it is the client's error, not an
-    overload to retry."""
-    if len(prompts) > room:
+    and its queue; None: not known here): a longer list could never be admitted, so it is the
+    client's error, not an overload to retry."""
+    if room is not None and len(prompts) > room:
         raise ApiError(400, f"At most {room} prompts per request for this model; got {len(prompts)}.",
                        param="prompt")
 

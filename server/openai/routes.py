@@ -31,7 +31,7 @@ async def legacy_completions(body: CompletionRequest, request: Request) -> Respo
     check_size(request, 1, body.max_tokens)
     async with engine_for(request, body.model) as engine:
         prompts = completions.prompts_of(body)
-        completions.check_prompt_count(prompts, request.app.state.settings.max_queue + engine.info.n_seq)
+        completions.check_prompt_count(prompts, engine.room)
         requests = [completions.to_request(body, p, engine.spec.sampling) for p in prompts]
         gens = []
         try:

@@ -48,6 +48,9 @@ class RemoteEngine:
         self.leases = 0
         self.pid = 0
         self.alive = True
+        # What the cluster holds at once depends on its replicas and Ray's own queue, which Ray
+        # admits against: not known here, so a request is never refused for its size by it.
+        self.room: int | None = None
         self.tokenizer = RemoteTokenizer(self)
         self.handle = handle
         self._stats: dict[str, EngineStats] = {}
