@@ -158,9 +158,10 @@ class SchemaConverter:
     def number(self, schema: dict, integer: bool) -> Expr:
         """A number within the schema's bounds: none when nothing is; exactly the integers between
         two bounds (one rule per range, shared); else a superset that keeps only the sign."""
-        if numbers_impossible(schema):
+        low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
+        if numbers_impossible(low, high):
             return NEVER
-        bounds = integer_bounds(schema) if integer else None
+        bounds = integer_bounds(low, high) if integer else None
         if bounds is None:
             return Ref(_number_rule(schema, integer))
         if bounds[1] < bounds[0]:
@@ -231,10 +232,12 @@ def _count(value: Any, default: int | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
 
 
-def integer_bounds(schema: dict) -> tuple[int, int] | None:
-    """The smallest and largest integer the schema's bounds allow, when it gives both and they fit
-    the digits a JSON integer may have here (first > last: none does)."""
-    low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
+Bound = tuple[float, bool] | None  # (value, exclusive?), or no bound
+
+
+def integer_bounds(low: Bound, high: Bound) -> tuple[int, int] | None:
+    """The smallest and largest integer the bounds allow, when there are both and they fit the
+    digits a JSON integer may have here (first > last: none does)."""
     if low is None or high is None:
         return None
     first = math.floor(low[0]) + 1 if low[1] else math.ceil(low[0])
@@ -244,12 +247,11 @@ def integer_bounds(schema: dict) -> tuple[int, int] | None:
     return first, last
 
 
-def numbers_impossible(schema: dict) -> bool:
-    low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
+def numbers_impossible(low: Bound, high: Bound) -> bool:
     return low is not None and high is not None and (low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1])))
 
 
-def _bound(schema: dict, inclusive: str, exclusive: str, pick: Callable) -> tuple[float, bool] | None:
+def _bound(schema: dict, inclusive: str, exclusive: str, pick: Callable) -> Bound:
     """The tighter of a bound's two keywords, as (value, exclusive?); at a tie the exclusive one."""
     found = [(schema[key], key == exclusive) for key in (inclusive, exclusive) if _is_number(schema.get(key))]
     if not found:

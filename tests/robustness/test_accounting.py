@@ -12,6 +12,8 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.conftest import no_end
+
 from .conftest import model, models_yaml, serve
 
 LONG = [{"role": "user", "content": "Write a very long story about a lighthouse keeper and the sea."}]
@@ -41,8 +43,10 @@ def one_slot(tmp_path_factory):
 async def test_a_disconnect_storm_of_queued_requests_generates_nothing_for_them(one_slot):
     before = wait_idle(one_slot)
     async with httpx.AsyncClient(base_url=one_slot.base_url, timeout=120) as http:
+        # The kept reply must outlast the twelve clients' 0.5 s: long enough, and no early end (at
+        # 60 tokens it ended first on a faster CPU, and a queued request ran for a gone client).
         kept = asyncio.create_task(http.post("/v1/chat/completions", json={
-            "model": "smollm2", "messages": LONG, "max_tokens": 60, "temperature": 0}))
+            "model": "smollm2", "messages": LONG, "max_tokens": 300, "temperature": 0, "logit_bias": no_end()}))
         while stats(one_slot)["running"] == 0:
             await asyncio.sleep(0.02)
 
