@@ -394,6 +394,7 @@ def test_an_integer_range_costs_a_few_rules_however_many_properties_use_it():
 
 def test_surrogate_pairs_in_a_pattern_are_the_characters_they_spell(worker):
     # ECMA-262 reads patterns by UTF-16 units; Python's re would see two lone halves.
-    assert worker.accept(grammar_of({"type": "string", "pattern": r"^\ud83d\ude00$"}), ['"\U0001F600"', '"a"']) == [True, False]
+    gbnf = grammar_of({"type": "string", "pattern": r"^\ud83d\ude00$"})
+    assert worker.accept(gbnf, ['"\U0001F600"', '"a"']) == [True, False]
     gbnf = grammar_of({"type": "string", "pattern": r"^(?:[a-z]|[\ud800-\udbff][\udc00-\udfff])+$"})
     assert worker.accept(gbnf, ['"a\U0001F600b"', '"\U00020000"', '"A"']) == [True, True, False]

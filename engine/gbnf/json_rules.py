@@ -49,8 +49,8 @@ def _natural_range(a: int, b: int) -> Expr:
     runs: list[list] = []  # [prefix, first digit, last digit, free digits]
     while a <= b:
         k = 0
-        while a % 10 ** (k + 1) == 0 and a + 10 ** (k + 1) - 1 <= b and len(str(a)) == len(str(a + 10 ** (k + 1) - 1)):
-            k += 1
+        while a % 10 ** (k + 1) == 0 and a + 10 ** (k + 1) - 1 <= b and len(str(a + 10 ** (k + 1) - 1)) == len(str(a)):
+            k += 1  # the block stays within one count of digits: 0..9, never 0..99
         head = str(a)[:len(str(a)) - k]  # "" only for the block 0..9
         run = runs[-1] if runs else None
         if head and run and run[3] == k and run[0] == head[:-1] and run[2] + 1 == int(head[-1]):

@@ -158,7 +158,8 @@ class SchemaConverter:
     def number(self, schema: dict, integer: bool) -> Expr:
         """A number within the schema's bounds: none when nothing is; exactly the integers between
         two bounds (one rule per range, shared); else a superset that keeps only the sign."""
-        low, high = _bound(schema, "minimum", "exclusiveMinimum", max), _bound(schema, "maximum", "exclusiveMaximum", min)
+        low = _bound(schema, "minimum", "exclusiveMinimum", max)
+        high = _bound(schema, "maximum", "exclusiveMaximum", min)
         if numbers_impossible(low, high):
             return NEVER
         bounds = integer_bounds(low, high) if integer else None
@@ -265,11 +266,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _number_rule(schema: dict, integer: bool) -> str:
-    def bound(key: str) -> float | None:
-        value = schema.get(key)
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    low, strict = bound("minimum"), bound("exclusiveMinimum")
+    low, strict = (schema[key] if _is_number(schema.get(key)) else None for key in ("minimum", "exclusiveMinimum"))
     if integer and ((low is not None and low > 0) or (strict is not None and strict >= 0)):
         return "json-integer-positive"
     if (low is not None and low >= 0) or (strict is not None and strict >= (-1 if integer else 0)):
